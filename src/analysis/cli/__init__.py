@@ -1,0 +1,48 @@
+"""The ``painanx`` command. Each group of subcommands lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from analysis import __version__
+
+app = typer.Typer(
+    name="painanx",
+    help=(
+        "painanx checks the claims of the article 'Xanax for Back Pain' against survey data "
+        "and published evidence.\n\n"
+        "Typical use:\n\n"
+        "  painanx data synth            make the synthetic survey world (validation only)\n\n"
+        "  painanx run                   build reports/ from the default sources"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+data_app = typer.Typer(help="Make, fetch and prepare data sources.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"painanx {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Show the version."
+    ),
+) -> None:
+    """painanx command line."""
+
+
+# Subcommand modules register themselves on `app` / `data_app` when imported.
+from analysis.cli import data_commands as _data_commands  # noqa: E402,F401
+from analysis.cli import run_commands as _run_commands  # noqa: E402,F401
+
+
+def main() -> None:
+    app()
