@@ -1,0 +1,14 @@
+"""Design-based survey statistics, numerically equal to R's ``survey`` package.
+
+One `SurveyDesign` is carried through an analysis; estimators take it and return result
+objects with ``summary()`` and ``to_frame()``.
+"""
+
+from analysis.survey.design import (
+    LONELY_PSU_POLICIES,
+    LonelyPSUError,
+    SurveyDesign,
+    SurveyDesignError,
+)
+
+__all__ = ["LONELY_PSU_POLICIES", "LonelyPSUError", "SurveyDesign", "SurveyDesignError"]
