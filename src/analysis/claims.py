@@ -695,15 +695,19 @@ class VerdictList(list):
 
 
 def summary(verdicts: Iterable[Verdict]) -> str:
-    """A fixed-width text table: claim, verdict, key estimate with CI, sources."""
-    head = f"{'claim':<5} {'verdict':<21} {'key estimate [95% CI]':<44} sources"
-    lines = [head, "-" * len(head)]
+    """A fixed-width text table: claim, verdict, key estimate with CI, its source and estimand."""
+    head = f"{'claim':<5} {'verdict':<21} {'estimate [95% CI]':<26} {'source':<9} key estimand"
+    lines = [head, "-" * (len(head) + 30)]
     for v in verdicts:
         k = v.key_finding
-        key = "-" if k is None else _fmt(k).replace(f" ({k.source})", "")
-        if len(key) > 44:
-            key = key[:41] + "..."
-        lines.append(f"{v.claim_id:<5} {v.verdict:<21} {key:<44} {', '.join(v.sources) or '-'}")
+        if k is None:
+            est, src, key = "-", "-", "-"
+        else:
+            est = "n/a" if k.estimate is None else f"{k.estimate:.3g}"
+            if _has_ci(k):
+                est += f" [{k.ci_low:.3g}, {k.ci_high:.3g}]"
+            src, key = k.source, k.estimand
+        lines.append(f"{v.claim_id:<5} {v.verdict:<21} {est:<26} {src:<9} {key}")
     lines.append("Synthetic findings are validation only and never count as evidence.")
     return "\n".join(lines)
 
