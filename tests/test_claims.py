@@ -154,8 +154,8 @@ def test_directional_supported_when_every_source_is_meaningful():
     assert v.verdict == "supported"
     assert v.sources == ["help", "nhis"]
     assert v.key_finding.source == "nhis"  # claim source priority: nhis first
-    assert any("Cross-sectional" in c for c in v.caveats)
-    assert any("Residual confounding" in c for c in v.caveats)
+    assert any("cross-sectional" in c.lower() for c in v.caveats)
+    assert any("residual confounding" in c.lower() for c in v.caveats)
     assert v.evalue is not None and v.evalue["evalue_point"] > 1
 
 
@@ -229,6 +229,8 @@ def test_c4_survey_context_never_decides():
     v = verdict([f], "C4")
     assert v.verdict == "insufficient evidence"
     assert f in v.findings
+    # the claim's own caveats do not mention the survey design; the finding's design adds it
+    assert any(c.startswith("Cross-sectional design") for c in v.caveats)
 
 
 # ------------------------------------------------------------------ level (C8) and C1
@@ -301,7 +303,8 @@ def test_c5_harm_branches():
     assert verdict([rr_opp], "C5").verdict == "contradicted"
     assert verdict([], "C5").verdict == "insufficient evidence"
     survey_statement = F("guideline_statement_benzodiazepine_dependence", None, source="nhis")
-    assert verdict([survey_statement], "C5").verdict == "insufficient evidence"
+    with pytest.raises(ValueError, match="field 'source'"):
+        verdict([survey_statement], "C5")
 
 
 # ------------------------------------------------------------------ C6 comparative
@@ -353,37 +356,51 @@ def test_c6_comparative_branches(alts, benzo, expected):
 # ------------------------------------------------------------------ synthetic and null world
 
 
-def _perfect(source):
-    """Findings that would support every claim, all from one source."""
+def _perfect(source=None):
+    """Findings that would support every claim: each from its first listed source, or only
+    those estimands the given source produces."""
     out = []
     for e in REG.estimands.values():
+        if source is None:
+            src = next((s for s in e.sources if s != "synthetic"), None)
+            if src is None:  # only the synthetic world measures it (muscle tension)
+                continue
+        elif source in e.sources:
+            src = source
+        else:
+            continue
         if e.measure == "statement":
-            out.append(F(e.key, None, source=source))
+            out.append(F(e.key, None, source=src))
         elif e.direction == "none":
-            out.append(F(e.key, 90.0 if e.measure == "percent" else 0.5, None, None, source=source))
+            out.append(F(e.key, 90.0 if e.measure == "percent" else 0.5, None, None, source=src))
         elif e.direction == "greater":
             m = e.meaningful or e.null + 1
-            out.append(F(e.key, m + 10, m + 5, m + 20, source=source, truth=m + 10))
+            out.append(F(e.key, m + 10, m + 5, m + 20, source=src, truth=m + 10))
         else:
             m = e.meaningful or e.null - 1
-            out.append(F(e.key, m - 10, m - 20, m - 5, source=source, truth=m - 10))
+            out.append(F(e.key, m - 10, m - 20, m - 5, source=src, truth=m - 10))
     return out
 
 
 def test_perfect_published_findings_support_every_claim_but_c6():
-    vs = {v.claim_id: v.verdict for v in evaluate_claims(_perfect("published"), REG)}
+    vs = {v.claim_id: v.verdict for v in evaluate_claims(_perfect(), REG)}
     # When benzodiazepines themselves beat placebo (C4 supported), "alternatives may work
     # better" (C6) can be at most partly supported: the rules interlock as they should.
     assert vs.pop("C6") == "partly supported"
+    # No evidence source measures muscle tension, so C2 cannot be more than insufficient.
+    assert vs.pop("C2") == "insufficient evidence"
     assert set(vs.values()) == {"supported"}, vs
 
 
 def test_synthetic_findings_never_count_as_evidence():
-    vs = evaluate_claims(_perfect("synthetic"), REG)
+    synthetic = _perfect("synthetic")
+    assert {f.claim_id for f in synthetic} >= {"C1", "C2", "C3", "C7"}
+    vs = evaluate_claims(synthetic, REG)
     for v in vs:
         assert v.verdict == "insufficient evidence", v.summary()
         assert v.sources == [] and v.key_finding is None and v.findings == []
-        assert v.validation_findings and SYNTHETIC_NOTE in v.caveats
+        if any(f.claim_id == v.claim_id for f in synthetic):
+            assert v.validation_findings and SYNTHETIC_NOTE in v.caveats
 
 
 def test_c2_insufficient_where_tension_is_not_measured():
@@ -426,6 +443,9 @@ def test_measure_mismatch_names_the_finding():
     f.measure = "risk ratio"
     with pytest.raises(ValueError, match=r"'or_back_pain_obesity'.*'measure'.*'odds ratio'"):
         evaluate_claims([f], REG)
+    survey_trial = F("benzodiazepine_vs_placebo_pain", -12.0, -18.0, -6.0, source="nhis")
+    with pytest.raises(ValueError, match=r"'source' is 'nhis'.*\['published'\]"):
+        evaluate_claims([survey_trial], REG)
     g = F("or_back_pain_obesity", 1.5, 1.2, 1.8)
     g.null_value = 0
     with pytest.raises(ValueError, match="null_value"):
@@ -436,9 +456,7 @@ def test_measure_mismatch_names_the_finding():
 
 
 def test_to_dict_summary_and_write(tmp_path):
-    fs = _perfect("nhis") + [
-        F("percent_pain_reduction_6_weeks_acute", 15.0, 10.0, 20.0, "published")
-    ]
+    fs = _perfect() + [F("percent_pain_reduction_6_weeks_acute", 15.0, 10.0, 20.0, "published")]
     vs = evaluate_claims(fs, REG)
     d = vs[0].to_dict()
     for k in ("claim_id", "sentence", "verdict", "key_finding", "sources", "caveats", "notebook"):

@@ -721,6 +721,12 @@ def _check_measures(findings: Iterable[Finding], reg: Registry) -> None:
                 f"{f.notebook or '?'}): field 'measure' is {f.measure!r}, the registry expects "
                 f"{e.measure!r}"
             )
+        if e is not None and f.measured and f.source not in e.sources:
+            raise ValueError(
+                f"finding {f.estimand!r} (claim {f.claim_id}, notebook {f.notebook or '?'}): "
+                f"field 'source' is {f.source!r}, the registry lists {list(e.sources)} for this "
+                "estimand"
+            )
         if e is not None and e.null is not None and f.null_value not in (None, e.null):
             raise ValueError(
                 f"finding {f.estimand!r} (claim {f.claim_id}, source {f.source}): field "
@@ -729,14 +735,20 @@ def _check_measures(findings: Iterable[Finding], reg: Registry) -> None:
 
 
 def _design_caveats(fs: list[Finding], claim: Claim) -> list[str]:
+    """Design caveats the claim's own caveats do not already state."""
     out = []
     designs = " ".join(f.design.lower() for f in fs)
-    if "cross-sectional" in designs:
+    said = " ".join(claim.caveats).lower()
+    if "cross-sectional" in designs and "cross-sectional" not in said:
         out.append(
             "Cross-sectional design: the data show association at one time, not cause or order."
         )
     observational = [f for f in fs if f.source in ("nhis", "help")]
-    if observational and claim.claim_type in ("association", "prevalence", "mediation"):
+    if (
+        observational
+        and claim.claim_type in ("association", "prevalence", "mediation")
+        and "confounding" not in said
+    ):
         out.append(
             "Residual confounding: adjusted survey estimates can still reflect unmeasured causes."
         )
