@@ -167,7 +167,10 @@ def test_directional_partly_when_one_source_is_null():
     v = verdict(fs, "C3")
     assert v.verdict == "partly supported"
     assert v.key_finding.estimand == "or_back_pain_any_gad7_moderate_plus"
-    assert "1 of 2" in v.rationale
+    assert v.rationale == (
+        "In the claimed direction but 1 of 2 findings exclude the null in the claimed way: "
+        "or_back_pain_any_gad7_moderate_plus = 2 [1.6, 2.5] (nhis)."
+    )
 
 
 def test_directional_partly_when_below_meaningful_size():
@@ -508,3 +511,19 @@ def test_validate_against_truth():
     assert frame["error"].iloc[0] == pytest.approx(0.05)
     assert not tv.all_covered
     assert "1 of 3 CIs cover the truth" in tv.summary()
+
+
+def test_cli_writes_claims_from_findings_files(tmp_path):
+    from typer.testing import CliRunner
+
+    from analysis.cli import app
+
+    write_findings(
+        [F("percent_pain_reduction_6_weeks_acute", 58.0, 52.0, 64.0, source="published")],
+        tmp_path / "published/findings/evidence.json",
+    )
+    result = CliRunner().invoke(app, ["claims", "--reports", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "C8    supported" in result.output
+    back = json.loads((tmp_path / "claims.json").read_text())
+    assert back[7]["verdict"] == "supported" and back[0]["verdict"] == "insufficient evidence"

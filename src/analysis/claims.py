@@ -439,7 +439,8 @@ def _directional(check, ev, ests, order) -> CheckResult:
             PARTLY,
             "In the claimed direction but "
             + "; ".join(why)
-            + ": ; ".join(_fmt(f) for f in claimed)
+            + ": "
+            + "; ".join(_fmt(f) for f in claimed)
             + ".",
             _by_priority(claimed, order)[0],
             claimed,
