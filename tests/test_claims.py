@@ -156,7 +156,11 @@ def test_directional_supported_when_every_source_is_meaningful():
     assert v.key_finding.source == "nhis"  # claim source priority: nhis first
     assert any("cross-sectional" in c.lower() for c in v.caveats)
     assert any("residual confounding" in c.lower() for c in v.caveats)
-    assert v.evalue is not None and v.evalue["evalue_point"] > 1
+    # OR 2.0 [1.6, 2.5], common outcome: RR ~ sqrt(OR), E = RR + sqrt(RR (RR - 1))
+    rr, rr_lo = 2.0**0.5, 1.6**0.5
+    assert v.evalue["evalue_point"] == pytest.approx(rr + (rr * (rr - 1)) ** 0.5)
+    assert v.evalue["evalue_ci"] == pytest.approx(rr_lo + (rr_lo * (rr_lo - 1)) ** 0.5)
+    assert any(c.startswith("E-value 2.18 (1.84 for the CI)") for c in v.caveats), v.caveats
 
 
 def test_directional_partly_when_one_source_is_null():

@@ -806,6 +806,16 @@ def evaluate_claim(claim: Claim, findings: Sequence[Finding], reg: Registry) -> 
         )
     if synthetic:
         caveats.append(SYNTHETIC_NOTE)
+    ev_value = _evalue_for(combined.key)
+    if ev_value is not None:
+        ci_txt = (
+            "" if ev_value["evalue_ci"] is None else f" ({ev_value['evalue_ci']:.2f} for the CI)"
+        )
+        caveats.append(
+            f"E-value {ev_value['evalue_point']:.2f}{ci_txt}: an unmeasured confounder this "
+            "strongly tied (risk-ratio scale) to both exposure and outcome could explain the "
+            "key estimate away."
+        )
     judged_keys = {k for c in claim.checks for k in c.keys()}
     sources = [
         s for s in EVIDENCE_SOURCES if any(f.source == s for f in ev if f.estimand in judged_keys)
@@ -823,7 +833,7 @@ def evaluate_claim(claim: Claim, findings: Sequence[Finding], reg: Registry) -> 
         caveats=caveats,
         rationale=rationale,
         checks=[{"kind": r.kind, "verdict": r.verdict, "reason": r.reason} for r in results],
-        evalue=_evalue_for(combined.key),
+        evalue=ev_value,
     )
 
 
