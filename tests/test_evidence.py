@@ -148,3 +148,16 @@ def test_evidence_table_shows_computed_figures(studies):
     assert row["estimate_shown"] == pytest.approx(0.0)
     assert list(table["claim_id"]) == sorted(table["claim_id"])
     assert io.StringIO(table.to_csv()).getvalue()
+
+
+def test_plot_course_returns_figure(studies):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = ev.plot_course(studies)
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "mean pain (0-100)"
+    assert len(ax.get_lines()) >= 2  # acute and persistent cohorts
+    plt.close(fig)

@@ -465,3 +465,29 @@ def evidence_findings(
 
 def _opt(x) -> float | None:
     return None if pd.isna(x) else float(x)
+
+
+def plot_course(studies: pd.DataFrame):
+    """Seaborn line plot of the C8 course rows that report mean pain over time (with CIs).
+    Returns the Figure."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    rows = studies[
+        (studies["claim_id"] == "C8")
+        & (studies["verified"] == "yes")
+        & (studies["effect_measure"] == "mean score")
+    ].copy()
+    if rows.empty:
+        raise ValueError("no verified C8 'mean score' rows to plot")
+    rows["weeks"] = rows["timepoint"].str.extract(r"(\d+)").astype(float).fillna(0.0)[0]
+    rows["cohorts"] = rows["population"].astype(str)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    sns.lineplot(data=rows, x="weeks", y="estimate", hue="cohorts", marker="o", ax=ax)
+    for _, r in rows.iterrows():
+        ax.vlines(r["weeks"], r["ci_low"], r["ci_high"], color="0.5", lw=1)
+    ax.set_xlabel("weeks since onset")
+    ax.set_ylabel("mean pain (0-100)")
+    ax.set_title("Course of low back pain in inception cohorts (Menezes Costa 2012)", fontsize=10)
+    fig.tight_layout()
+    return fig

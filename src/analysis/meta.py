@@ -24,6 +24,7 @@ result's ``transform`` brings them back.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -445,7 +446,7 @@ def forest_plot(
     rep = result.reported()
     n = len(studies)
     if ax is None:
-        fig, ax = plt.subplots(figsize=(8, 1.2 + 0.45 * (n + 2)))
+        fig, ax = plt.subplots(figsize=(10, 1.6 + 0.45 * (n + 2)))
     else:
         fig = ax.figure
     ys = np.arange(n, 0, -1) + 1.0
@@ -483,7 +484,8 @@ def forest_plot(
         f"{result.method}: {rep['estimate']:.2f} [{rep['ci_low']:.2f}, {rep['ci_high']:.2f}]; "
         f"tau² = {result.tau2:.3g}, I² = {result.I2:.0f}%"
     )
-    ax.set_title(f"{title}\n{heading}" if title else heading, fontsize=10)
-    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    wrapped = textwrap.fill(title, 60) if title else ""
+    ax.set_title(f"{wrapped}\n{heading}" if title else heading, fontsize=10)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
