@@ -39,6 +39,7 @@ __all__ = [
     "pool",
     "evidence_table",
     "evidence_findings",
+    "study_finding",
     "PooledGroup",
 ]
 
@@ -431,36 +432,47 @@ def evidence_findings(
     eff = effect_sizes(studies).set_index("study_id")
     singles = studies[(studies["verified"] == "yes") & studies["pool_group"].isna()]
     for _, r in singles.iterrows():
-        sid = r["study_id"]
-        has = sid in eff.index
-        measure = str(r["effect_measure"])
-        findings.append(
-            Finding(
-                claim_id=str(r["claim_id"]),
-                estimand=f"study_{sid}",
-                label=f"{_short_label(r)} — {r['outcome']}"
-                + (f" ({r['timepoint']})" if pd.notna(r["timepoint"]) else ""),
-                source="published",
-                estimate=float(eff.loc[sid, "estimate_shown"]) if has else _opt(r["estimate"]),
-                ci_low=float(eff.loc[sid, "ci_low_shown"]) if has else None,
-                ci_high=float(eff.loc[sid, "ci_high_shown"]) if has else None,
-                measure=measure,
-                null_value=_NULLS.get(measure),
-                n=int(r["n"]) if pd.notna(r["n"]) else None,
-                design=str(r["design"]),
-                caveats=[str(r["note"])],
-                notebook=NOTEBOOK,
-                extra={
-                    "study_id": sid,
-                    "direction": str(r["direction"]),
-                    "citation": str(r["citation"]),
-                    "ids": str(r["ids"]),
-                    "where_read": str(r["where_read"]),
-                    "estimate_source": str(eff.loc[sid, "estimate_source"]) if has else "reported",
-                },
-            )
-        )
+        findings.append(_study_finding(r, eff))
     return findings
+
+
+def study_finding(studies: pd.DataFrame, study_id: str) -> Finding:
+    """The single-study Finding of one verified row, pooled or not (as ``evidence_findings``
+    builds it for unpooled rows); used when one member of a pool is itself on point."""
+    rows = studies[(studies["study_id"] == study_id) & (studies["verified"] == "yes")]
+    if rows.empty:
+        raise KeyError(f"studies.csv: no verified row with study_id {study_id!r}")
+    return _study_finding(rows.iloc[0], effect_sizes(studies).set_index("study_id"))
+
+
+def _study_finding(r: pd.Series, eff: pd.DataFrame) -> Finding:
+    sid = r["study_id"]
+    has = sid in eff.index
+    measure = str(r["effect_measure"])
+    return Finding(
+        claim_id=str(r["claim_id"]),
+        estimand=f"study_{sid}",
+        label=f"{_short_label(r)} — {r['outcome']}"
+        + (f" ({r['timepoint']})" if pd.notna(r["timepoint"]) else ""),
+        source="published",
+        estimate=float(eff.loc[sid, "estimate_shown"]) if has else _opt(r["estimate"]),
+        ci_low=float(eff.loc[sid, "ci_low_shown"]) if has else None,
+        ci_high=float(eff.loc[sid, "ci_high_shown"]) if has else None,
+        measure=measure,
+        null_value=_NULLS.get(measure),
+        n=int(r["n"]) if pd.notna(r["n"]) else None,
+        design=str(r["design"]),
+        caveats=[str(r["note"])],
+        notebook=NOTEBOOK,
+        extra={
+            "study_id": sid,
+            "direction": str(r["direction"]),
+            "citation": str(r["citation"]),
+            "ids": str(r["ids"]),
+            "where_read": str(r["where_read"]),
+            "estimate_source": str(eff.loc[sid, "estimate_source"]) if has else "reported",
+        },
+    )
 
 
 def _opt(x) -> float | None:
