@@ -32,9 +32,7 @@ def make_population(rng: np.random.Generator) -> dict[str, np.ndarray]:
     psu_stratum = np.repeat(np.arange(N_STRATA), PSU_PER_STRATUM)
     psu_effect = rng.normal(0, 0.5, n_psu)
     person_psu = np.repeat(np.arange(n_psu), size)
-    anxious = rng.random(len(person_psu)) < 1 / (
-        1 + np.exp(-(-0.6 + 0.8 * psu_effect[person_psu]))
-    )
+    anxious = rng.random(len(person_psu)) < 1 / (1 + np.exp(-(-0.6 + 0.8 * psu_effect[person_psu])))
     eta = -1.3 + 0.7 * anxious + psu_effect[person_psu] + stratum_effect[psu_stratum[person_psu]]
     pain = rng.random(len(person_psu)) < 1 / (1 + np.exp(-eta))
     return {

@@ -75,7 +75,7 @@ def estimate_case(spec: pd.Series):
         kwargs["by"] = spec.by.split("+")
     if spec.domain_column:
         column = design.data[spec.domain_column]
-        kwargs["domain"] = column == _parse(spec.domain_value, column)
+        kwargs["domain"] = (spec.domain_column, _parse(spec.domain_value, column))
     if spec.kind == "ratio":
         return design.ratio(spec.variable, spec.ratio_denominator, **kwargs)
     if spec.kind == "proportion":
@@ -354,7 +354,9 @@ def test_mean_of_text_column_points_to_proportion():
 
 def test_empty_domains(lonely):
     design = lonely_design(lonely)
-    with pytest.raises(EmptyDomainError, match=r"domain 'old' has no observations \(0 of 1827"):
+    with pytest.raises(
+        EmptyDomainError, match=r"domain 'old \(mask\)' has no observations \(0 of 1827"
+    ):
         design.mean("tension", domain=(lonely.age > 200).rename("old"))
     frame = lonely.assign(x=np.where(lonely.female == 1, np.nan, lonely.tension))
     design = lonely_design(frame)
@@ -370,3 +372,34 @@ def test_clusters_sharing_a_domain_with_a_missing_by_value(lonely):
     by = lonely_design(frame).proportion("pain_any", by="female")
     assert by.n_no_domain == 10
     assert int(by.n_obs.sum()) == len(frame) - 10
+
+
+def test_schema_dtypes_give_the_same_numbers(lonely):
+    """Nullable boolean/Int64, string and categorical columns (the tidy schema's dtypes) are
+    handled like their plain numpy equivalents, missing values included."""
+    plain = lonely.assign(
+        pain_any=lonely.pain_any.astype(float),
+        visits=lonely.visits.astype(float),
+        sex=np.where(lonely.female == 1, "female", "male"),
+    )
+    plain.loc[[4, 40, 400], ["pain_any", "visits"]] = np.nan
+    schema = plain.assign(
+        pain_any=plain.pain_any.astype("boolean"),
+        visits=plain.visits.astype("Int64"),
+        sex=plain.sex.astype("string"),
+        anxiety=pd.Categorical(plain.anxiety, categories=[0, 1, 2, 3, 4], ordered=True),
+    )
+    a, b = lonely_design(plain), lonely_design(schema)
+    pa, pb = a.proportion("pain_any", by="sex"), b.proportion("pain_any", by="sex")
+    np.testing.assert_array_equal(pa.estimate, pb.estimate)
+    np.testing.assert_array_equal(pa.covariance, pb.covariance)
+    assert pa.n_missing == pb.n_missing == 3
+    ma = a.mean("visits", domain=("sex", "female"))
+    mb = b.mean("visits", domain=("sex", "female"))
+    assert (ma.value, ma.std_error) == (mb.value, mb.std_error)
+    # an unused category is not a domain (R drop.empty.groups) but is a level of a proportion
+    assert b.mean("visits", by="anxiety").keys == [(0,), (1,), (2,), (3,)]
+    assert b.proportion("anxiety").terms == ("0", "1", "2", "3", "4")
+    assert b.proportion("anxiety").estimate[4] == 0
+    with pytest.raises(EmptyDomainError, match=r"no row of column 'sex' equals 'other'"):
+        b.mean("visits", domain=("sex", "other"))

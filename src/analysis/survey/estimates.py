@@ -558,9 +558,20 @@ def _mask(design: SurveyDesign, domain) -> tuple[np.ndarray, str]:
     if isinstance(domain, str):
         s = _column(design, domain, "domain")
         label = domain
+    elif isinstance(domain, tuple) and len(domain) == 2:
+        column, value = domain
+        s = _column(design, column, "domain")
+        label = f"{column}={value}"
+        if not (s == value).any():
+            raise EmptyDomainError(
+                f"domain '{label}' has no observations: no row of column '{column}' equals "
+                f"{value!r} (values: {_levels(s)[:12]})"
+            )
+        s = s == value
     else:
         s = domain
-        label = getattr(domain, "name", None) or "domain"
+        name = getattr(domain, "name", None)
+        label = f"{name} (mask)" if name is not None else "mask"
         if isinstance(s, pd.Series):
             if not s.index.equals(design.data.index):
                 s = s.reindex(design.data.index)
@@ -789,8 +800,9 @@ class EstimatesMixin:
     """Estimators as methods of `SurveyDesign`: ``design.proportion("chronic_pain", by="sex")``.
 
     Each takes ``by=`` (a column or list of columns: one estimate per domain, a
-    `DomainEstimates`) and ``domain=`` (a boolean column or mask: the estimate in that
-    subpopulation, using the full design). Without ``by`` the result is an `Estimate`.
+    `DomainEstimates`) and ``domain=`` (the estimate in one subpopulation, using the full
+    design): a boolean column name, a ``(column, value)`` pair, or a boolean mask over the
+    rows. Without ``by`` the result is an `Estimate`.
     """
 
     def mean(self, variable: str, *, by=None, domain=None) -> Estimate | DomainEstimates:
