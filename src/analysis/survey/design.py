@@ -47,6 +47,10 @@ class DesignInfo:
 class SurveyDesign(EstimatesMixin):
     """Weights, strata and PSUs of a sample, with the data they describe.
 
+    Estimates are its methods (`analysis.survey.estimates.EstimatesMixin`):
+    ``design.mean("x")``, ``design.proportion("y", by="group")``, ``design.total``,
+    ``design.ratio``, ``design.prevalence_ratio``.
+
     Parameters
     ----------
     data : the respondents (one row each).
