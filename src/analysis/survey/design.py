@@ -19,15 +19,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from analysis.survey.errors import LonelyPSUError, SurveyDesignError
+from analysis.survey.estimates import EstimatesMixin
+
+__all__ = ["LONELY_PSU_POLICIES", "LonelyPSUError", "SurveyDesign", "SurveyDesignError"]
+
 LONELY_PSU_POLICIES = ("fail", "certainty", "remove", "adjust", "average")
-
-
-class SurveyDesignError(ValueError):
-    """The design variables are unusable; the message names the column and the offending count."""
-
-
-class LonelyPSUError(SurveyDesignError):
-    """A stratum has a single PSU and the lonely-PSU policy is 'fail' (R's default)."""
 
 
 @dataclass(frozen=True)
@@ -47,8 +44,12 @@ class DesignInfo:
         )
 
 
-class SurveyDesign:
+class SurveyDesign(EstimatesMixin):
     """Weights, strata and PSUs of a sample, with the data they describe.
+
+    Estimates are its methods (`analysis.survey.estimates.EstimatesMixin`):
+    ``design.mean("x")``, ``design.proportion("y", by="group")``, ``design.total``,
+    ``design.ratio``, ``design.prevalence_ratio``.
 
     Parameters
     ----------
@@ -97,10 +98,20 @@ class SurveyDesign:
     def _check_weights(data: pd.DataFrame, weight: str) -> np.ndarray:
         if weight not in data.columns:
             raise SurveyDesignError(f"weight column '{weight}' is not in the data")
-        w = pd.to_numeric(data[weight], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-        n_missing = int(np.isnan(w).sum())
+        raw = data[weight]
+        w = pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        n_missing = int(raw.isna().sum())
         if n_missing:
             raise SurveyDesignError(f"weight column '{weight}': {n_missing} missing value(s)")
+        n_text = int(np.isnan(w).sum())
+        if n_text:
+            raise SurveyDesignError(
+                f"weight column '{weight}': {n_text} non-numeric value(s) "
+                f"(e.g. {raw[np.isnan(w)].iloc[0]!r}); weights must be numbers > 0"
+            )
+        n_infinite = int(np.isinf(w).sum())
+        if n_infinite:
+            raise SurveyDesignError(f"weight column '{weight}': {n_infinite} infinite value(s)")
         n_bad = int((w <= 0).sum())
         if n_bad:
             raise SurveyDesignError(
@@ -205,16 +216,34 @@ class SurveyDesign:
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ the variance kernel
+    @property
+    def psu_of_row(self) -> np.ndarray:
+        """Index (0 .. n_psu-1) of each row's PSU; PSUs are (stratum, PSU label) pairs."""
+        return self._psu_of_row
+
+    @property
+    def stratum_of_row(self) -> np.ndarray:
+        """Index (0 .. n_strata-1) of each row's stratum."""
+        return self._stratum_of_psu[self._psu_of_row]
+
+    def strata_with_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Boolean mask over strata: which strata hold at least one of the selected rows."""
+        counts = np.bincount(
+            self.stratum_of_row[np.asarray(rows, dtype=bool)], minlength=self.n_strata
+        )
+        return counts > 0
+
     def psu_totals(self, scores: np.ndarray) -> np.ndarray:
         """Sum of each score column within each PSU (n_psu x p)."""
         return np.asarray(self._row_to_psu @ scores)
 
-    def total_covariance(self, scores: np.ndarray) -> np.ndarray:
+    def total_covariance(self, scores: np.ndarray, *, strata_present=None) -> np.ndarray:
         """Covariance matrix of the column totals of ``scores`` under the design.
 
         ``scores`` (n x p, or n) are already weighted: R's ``x / prob`` for a total, the weighted
         influence functions for other statistics. Rows outside a domain carry zero. This is
-        R's ``svyrecvar`` for a one-stage with-replacement design.
+        R's ``svyrecvar`` for a one-stage with-replacement design. ``strata_present``: see
+        `psu_total_covariance`.
         """
         x = np.asarray(scores, dtype="float64")
         vector = x.ndim == 1
@@ -222,7 +251,23 @@ class SurveyDesign:
             x = x[:, None]
         if x.shape[0] != self.n_obs:
             raise ValueError(f"scores have {x.shape[0]} rows, the design has {self.n_obs}")
-        z = self.psu_totals(x)
+        v = self.psu_total_covariance(self.psu_totals(x), strata_present=strata_present)
+        return float(v[0, 0]) if vector else v
+
+    def psu_total_covariance(self, z: np.ndarray, *, strata_present=None) -> np.ndarray:
+        """Covariance of the column sums of PSU totals ``z`` (n_psu x p): the kernel itself.
+
+        Between-PSU variation within each stratum, scaled by n_h / (n_h - 1). Lonely strata
+        follow the policy. Under 'average', R multiplies the sum over strata with several
+        PSUs by (number of strata) / (number of such strata), counting only the strata that
+        hold rows of the (sub)design analysed: ``strata_present`` (boolean mask over strata,
+        default all) says which; it changes nothing under the other policies.
+        """
+        z = np.asarray(z, dtype="float64")
+        if z.ndim == 1:
+            z = z[:, None]
+        if z.shape[0] != self.n_psu:
+            raise ValueError(f"PSU totals have {z.shape[0]} rows, the design has {self.n_psu} PSUs")
         stratum = self._stratum_of_psu
         counts = self._psu_per_stratum
         sums = np.zeros((self.n_strata, z.shape[1]))
@@ -238,6 +283,23 @@ class SurveyDesign:
         dev = centred * weight
         v = dev.T @ dev
         if self.lonely_psu == "average" and len(self._lonely_strata):
-            n_ok = self.n_strata - len(self._lonely_strata)
-            v = v * self.n_strata / n_ok
-        return float(v[0, 0]) if vector else v
+            v = v * self.average_policy_factor(strata_present)
+        return v
+
+    def average_policy_factor(self, strata_present=None) -> float:
+        """R's factor (strata present) / (present strata with several PSUs) under 'average'.
+
+        1 under the other policies. NaN when every present stratum is lonely (as in R).
+        """
+        if self.lonely_psu != "average" or not len(self._lonely_strata):
+            return 1.0
+        present = (
+            np.ones(self.n_strata, dtype=bool)
+            if strata_present is None
+            else np.asarray(strata_present, dtype=bool)
+        )
+        n_present = int(present.sum())
+        n_ok = int((present & (self._psu_per_stratum > 1)).sum())
+        if n_present == 0:
+            return 1.0
+        return n_present / n_ok if n_ok else float("nan")
