@@ -1,0 +1,632 @@
+"""Natural direct and indirect effects by the mediation formula, with a design bootstrap (C2).
+
+Models (both fitted with the survey weights; point estimates only):
+
+* mediator  M = b0 + bA*A + bC'C + e            weighted linear model (e ~ N(0, s^2) is used
+  only to integrate a logistic outcome model over the mediator);
+* outcome   linear:   E[Y] = t0 + tA*A + tM*M + tAM*A*M + tC'C        (mean differences)
+            logistic: logit P(Y=1) = same linear predictor             (risk differences)
+
+The mediation formula (g-computation; Pearl 2001, VanderWeele 2015) standardised over the
+weighted covariate distribution of the analysed sample gives the mean potential outcome
+``Q(a, a') = E[Y(a, M(a'))]``, and with a=1 (exposed), a'=0:
+
+* natural direct effect   NDE = Q(1, 0) - Q(0, 0)   (pure direct effect)
+* natural indirect effect NIE = Q(1, 1) - Q(1, 0)   (total indirect effect)
+* total effect            TE  = Q(1, 1) - Q(0, 0) = NDE + NIE; proportion mediated NIE/TE.
+
+For a linear outcome Q needs only E[M(a')|C] (no distributional assumption); for a logistic
+outcome the mediator density is integrated by Gauss-Hermite quadrature.
+
+Uncertainty: the Rao-Wu-Yue rescaling bootstrap (`analysis.survey.bootstrap`), PSUs
+resampled within strata; every replicate refits both models with its replicate weights
+(closed-form weighted least squares, and Newton steps from the full-sample logistic fit) and
+recomputes the effects. Default CI: normal, estimate +/- z * bootstrap SE, with the SE as R's
+``svrepdesign`` computes it (deviations around the replicate mean, scale 1/(B-1)). Why not
+percentile: with the ~200 replicates a notebook can afford, a 95% percentile interval rests
+on the 5 most extreme replicates in each tail, while the SE uses all of them; and it is the
+interval R reports for replicate designs. Percentile limits are reported beside it.
+
+Rows with a missing value in any model column are excluded as a domain: their weight is
+zero in every replicate, and strata/PSUs keep their full-design counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+import yaml
+from scipy import special, stats
+from tqdm.auto import tqdm
+
+from analysis.results import Finding
+from analysis.schema import NotMeasuredError, require_measured
+from analysis.survey.bootstrap import bootstrap_weights, replicate_variance
+from analysis.survey.design import SurveyDesign
+
+EFFECTS = (
+    "natural_direct_effect",
+    "natural_indirect_effect",
+    "total_effect",
+    "proportion_mediated",
+)
+OUTCOME_MODELS = ("linear", "logistic")
+CI_METHODS = ("normal", "percentile")
+_GH_NODES = 24
+
+
+class MediationError(ValueError):
+    """The mediation inputs are unusable; the message names the column and the problem."""
+
+
+# --------------------------------------------------------------------------- specification
+
+
+@dataclass(frozen=True)
+class MediationSpec:
+    """What C2 estimates, read from ``resources/mediation.yaml`` (follows the claims registry)."""
+
+    claim_id: str
+    exposure: str
+    exposure_at_least: float | None
+    exposure_label: str
+    mediator: str
+    outcome: str
+    outcome_model: str
+    interaction: bool
+    covariates: tuple[str, ...]
+    nie_key: str
+    proportion_key: str
+    replicates: int
+    ci_method: str
+    level: float
+
+
+def load_mediation_spec() -> MediationSpec:
+    raw = yaml.safe_load(
+        resources.files("analysis.resources").joinpath("mediation.yaml").read_text()
+    )
+    exp = raw["exposure"]
+    return MediationSpec(
+        claim_id=raw["claim_id"],
+        exposure=exp["column"],
+        exposure_at_least=exp.get("at_least"),
+        exposure_label=exp.get("label", exp["column"]),
+        mediator=raw["mediator"],
+        outcome=raw["outcome"],
+        outcome_model=raw["outcome_model"],
+        interaction=bool(raw["interaction"]),
+        covariates=tuple(raw["covariates"]),
+        nie_key=raw["estimands"]["natural_indirect_effect"],
+        proportion_key=raw["estimands"]["proportion_mediated"],
+        replicates=int(raw["replicates"]),
+        ci_method=raw["ci_method"],
+        level=float(raw["level"]),
+    )
+
+
+# --------------------------------------------------------------------------- result
+
+
+@dataclass
+class MediationResult:
+    """Effects of the exposure on the outcome, split into direct and through-the-mediator parts."""
+
+    estimates: pd.Series  # EFFECTS -> full-sample estimate
+    replicate_estimates: pd.DataFrame  # B x EFFECTS
+    exposure_label: str
+    mediator: str
+    outcome: str
+    outcome_model: str
+    scale: str  # "mean difference" | "risk difference"
+    covariates: tuple[str, ...]
+    n: int
+    n_excluded: int
+    replicates: int
+    seed: int | None
+    ci_method: str
+    level: float
+    design_label: str
+    mediator_params: pd.Series
+    outcome_params: pd.Series
+    mediator_sigma: float
+    spec: MediationSpec | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def se(self) -> pd.Series:
+        return pd.Series(
+            {
+                k: np.sqrt(replicate_variance(self.replicate_estimates[k].to_numpy()))
+                for k in EFFECTS
+            }
+        )
+
+    def confint(self, method: str | None = None, level: float | None = None) -> pd.DataFrame:
+        method = method or self.ci_method
+        level = self.level if level is None else level
+        if method not in CI_METHODS:
+            raise ValueError(f"ci method must be one of {CI_METHODS}, got {method!r}")
+        alpha = 1 - level
+        if method == "normal":
+            z = stats.norm.ppf(1 - alpha / 2)
+            low, high = self.estimates - z * self.se, self.estimates + z * self.se
+        else:
+            reps = self.replicate_estimates
+            low = reps.quantile(alpha / 2)
+            high = reps.quantile(1 - alpha / 2)
+        return pd.DataFrame({"ci_low": low, "ci_high": high}).loc[list(EFFECTS)]
+
+    def to_frame(self) -> pd.DataFrame:
+        ci = self.confint()
+        pct = self.confint("percentile")
+        out = pd.DataFrame(
+            {
+                "estimate": self.estimates,
+                "se": self.se,
+                "ci_low": ci["ci_low"],
+                "ci_high": ci["ci_high"],
+                "pct_low": pct["ci_low"],
+                "pct_high": pct["ci_high"],
+            }
+        ).loc[list(EFFECTS)]
+        out["scale"] = [self.scale] * 3 + ["proportion"]
+        out.index.name = "effect"
+        return out
+
+    def summary(self) -> str:
+        f = self.to_frame()
+        lvl = f"{100 * self.level:g}%"
+        lines = [
+            f"Causal mediation (mediation formula), design: {self.design_label}",
+            f"  exposure: {self.exposure_label}; mediator: {self.mediator}; "
+            f"outcome: {self.outcome} ({self.outcome_model} model, {self.scale})",
+            f"  covariates: {', '.join(self.covariates) or '(none)'}",
+            f"  n = {self.n} complete cases ({self.n_excluded} excluded as a domain); "
+            f"{self.replicates} subbootstrap replicates (seed {self.seed}); "
+            f"{lvl} CI: {self.ci_method}",
+            "",
+            f"  {'effect':<26}{'estimate':>10}{'SE':>10}{'CI low':>10}{'CI high':>10}"
+            f"{'pct low':>10}{'pct high':>10}",
+        ]
+        for name, r in f.iterrows():
+            lines.append(
+                f"  {name:<26}{r.estimate:>10.4f}{r.se:>10.4f}{r.ci_low:>10.4f}"
+                f"{r.ci_high:>10.4f}{r.pct_low:>10.4f}{r.pct_high:>10.4f}"
+            )
+        lines += [
+            "",
+            f"  mediator model: {self.mediator} ~ exposure + covariates "
+            f"(exposure coef {self.mediator_params['exposure']:.4f}, "
+            f"residual SD {self.mediator_sigma:.4f})",
+            "  Assumes no unmeasured exposure-mediator, mediator-outcome or exposure-outcome "
+            "confounding, and no mediator-outcome confounder affected by the exposure.",
+        ]
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def to_findings(
+        self,
+        *,
+        source: str,
+        notebook: str = "04_mediation",
+        truth: dict[str, float] | None = None,
+        caveats: list[str] | None = None,
+    ) -> list[Finding]:
+        """The registry's C2 findings: the NIE (primary) and the proportion mediated (context).
+
+        ``truth`` (synthetic world only) maps effect names (e.g. 'natural_indirect_effect') to
+        their true values.
+        """
+        spec = self.spec or load_mediation_spec()
+        expected = _registry_measure(spec.nie_key)
+        if expected is not None and expected.lower() != self.scale:
+            raise MediationError(
+                f"registry estimand '{spec.nie_key}' expects measure '{expected}', this result is "
+                f"on the {self.scale} scale (outcome '{self.outcome}', {self.outcome_model} model)"
+            )
+        frame = self.to_frame()
+        truth = truth or {}
+        common = dict(
+            claim_id=spec.claim_id,
+            source=source,
+            n=self.n,
+            design="cross-sectional survey",
+            notebook=notebook,
+            caveats=_caveats(source) + list(caveats or []),
+        )
+        extra = {
+            "ci_method": self.ci_method,
+            "level": self.level,
+            "replicates": self.replicates,
+            "seed": self.seed,
+            "bootstrap": "Rao-Wu-Yue rescaling (R subbootstrap), PSUs within strata",
+            "outcome_model": self.outcome_model,
+            "covariates": list(self.covariates),
+            "natural_direct_effect": float(frame.loc["natural_direct_effect", "estimate"]),
+            "total_effect": float(frame.loc["total_effect", "estimate"]),
+        }
+        nie = frame.loc["natural_indirect_effect"]
+        pm = frame.loc["proportion_mediated"]
+        return [
+            Finding(
+                estimand=spec.nie_key,
+                label=f"Natural indirect effect of {self.exposure_label} on {self.outcome} "
+                f"through {self.mediator} ({self.scale})",
+                estimate=float(nie.estimate),
+                ci_low=float(nie.ci_low),
+                ci_high=float(nie.ci_high),
+                measure=self.scale,
+                null_value=0.0,
+                truth=truth.get("natural_indirect_effect"),
+                extra={**extra, "se": float(nie.se)},
+                **common,
+            ),
+            Finding(
+                estimand=spec.proportion_key,
+                label=f"Proportion of the effect of {self.exposure_label} on {self.outcome} "
+                f"mediated by {self.mediator}",
+                estimate=float(pm.estimate),
+                ci_low=float(pm.ci_low),
+                ci_high=float(pm.ci_high),
+                measure="proportion",
+                null_value=None,
+                truth=truth.get("proportion_mediated"),
+                extra={**extra, "se": float(pm.se)},
+                **common,
+            ),
+        ]
+
+
+def _caveats(source: str) -> list[str]:
+    out = [
+        "Cross-sectional: exposure, mediator and outcome are measured at the same time.",
+        "Mediation needs no unmeasured confounding of anxiety-tension, tension-pain and "
+        "anxiety-pain, and no tension-pain confounder caused by anxiety.",
+    ]
+    if source == "synthetic":
+        out.insert(0, "Synthetic data: validates the pipeline against known truth; not evidence.")
+    return out
+
+
+def _registry_measure(key: str) -> str | None:
+    from analysis.claims import load_registry
+
+    est = load_registry().estimands.get(key)
+    return None if est is None else est.measure
+
+
+def not_measured_findings(
+    source: str,
+    *,
+    column: str | None = None,
+    notebook: str = "04_mediation",
+    spec: MediationSpec | None = None,
+) -> list[Finding]:
+    """C2 findings for a source that does not measure the mediator: measured=False, no estimate.
+
+    The claims step then judges C2 'insufficient evidence' from this source.
+    """
+    spec = spec or load_mediation_spec()
+    column = column or spec.mediator
+    why = f"'{column}' is not measured in source '{source}'; the mediation cannot be estimated."
+    out = []
+    for key, measure, null in (
+        (spec.nie_key, _registry_measure(spec.nie_key) or "mean difference", 0.0),
+        (spec.proportion_key, _registry_measure(spec.proportion_key) or "proportion", None),
+    ):
+        out.append(
+            Finding(
+                claim_id=spec.claim_id,
+                estimand=key,
+                label=f"{key}: not measured in {source}",
+                source=source,
+                estimate=None,
+                measure=measure,
+                null_value=null,
+                design="cross-sectional survey",
+                measured=False,
+                caveats=[why],
+                notebook=notebook,
+                extra={"missing_column": column},
+            )
+        )
+    return out
+
+
+def c2_findings(
+    design: SurveyDesign,
+    *,
+    source: str,
+    notebook: str = "04_mediation",
+    truth: dict[str, float] | None = None,
+    **kwargs,
+) -> tuple[MediationResult | None, list[Finding]]:
+    """Run the registry's C2 mediation on a design, or report 'not measured' for the source.
+
+    Returns (result or None, findings). Keyword arguments go to `estimate_mediation`.
+    """
+    spec = load_mediation_spec()
+    try:
+        require_measured(design.data, spec.mediator, spec.outcome, spec.exposure)
+    except NotMeasuredError as exc:
+        return None, not_measured_findings(source, column=exc.column, notebook=notebook, spec=spec)
+    result = estimate_mediation_spec(design, spec, **kwargs)
+    return result, result.to_findings(source=source, notebook=notebook, truth=truth)
+
+
+def estimate_mediation_spec(design: SurveyDesign, spec: MediationSpec, **kwargs) -> MediationResult:
+    """`estimate_mediation` with the columns and settings of a `MediationSpec`."""
+    args = dict(
+        exposure=spec.exposure,
+        mediator=spec.mediator,
+        outcome=spec.outcome,
+        covariates=spec.covariates,
+        exposure_at_least=spec.exposure_at_least,
+        exposure_label=spec.exposure_label,
+        outcome_model=spec.outcome_model,
+        interaction=spec.interaction,
+        replicates=spec.replicates,
+        ci_method=spec.ci_method,
+        level=spec.level,
+    )
+    args.update(kwargs)
+    result = estimate_mediation(design, **args)
+    result.spec = spec
+    return result
+
+
+# --------------------------------------------------------------------------- estimation
+
+
+def estimate_mediation(
+    design: SurveyDesign,
+    *,
+    exposure: str,
+    mediator: str,
+    outcome: str,
+    covariates: tuple[str, ...] | list[str] = (),
+    exposure_at_least: float | None = None,
+    exposure_label: str | None = None,
+    outcome_model: str = "auto",
+    interaction: bool = True,
+    replicates: int = 200,
+    seed: int | None = 0,
+    ci_method: str = "normal",
+    level: float = 0.95,
+    progress: bool = True,
+) -> MediationResult:
+    """Natural direct/indirect effects of a binary exposure through a continuous mediator.
+
+    exposure : a binary column (bool or 0/1), or a numeric score dichotomised at
+        ``exposure_at_least`` (exposed when score >= it).
+    outcome_model : 'linear' (continuous outcome, mean differences), 'logistic' (binary 0/1
+        or bool outcome, risk differences) or 'auto' (logistic for a binary column).
+    replicates, seed : subbootstrap replicates and the seed that makes them reproducible.
+    """
+    if ci_method not in CI_METHODS:
+        raise MediationError(f"ci_method must be one of {CI_METHODS}, got {ci_method!r}")
+    if not 0 < level < 1:
+        raise MediationError(f"level must be in (0, 1), got {level!r}")
+    df = design.data
+    covariates = tuple(covariates)
+    for col in (exposure, mediator, outcome, *covariates):
+        require_measured(df, col)
+    used = [exposure, mediator, outcome, *covariates]
+    complete = ~df[used].isna().any(axis=1).to_numpy()
+    if not complete.any():
+        raise MediationError(f"no row has all of the columns {used} observed")
+    sub = df.loc[complete]
+
+    a = _exposure_indicator(sub[exposure], exposure, exposure_at_least)
+    m = _numeric(sub[mediator], mediator)
+    y, outcome_model = _outcome(sub[outcome], outcome, outcome_model)
+    c, c_names = _covariate_matrix(sub, covariates)
+    w = design.weights[complete]
+
+    x_med = np.column_stack([np.ones_like(a), a, c])
+    med_names = ["const", "exposure", *c_names]
+    out_names = ["const", "exposure", "mediator"] + (["exposure:mediator"] if interaction else [])
+    out_names += c_names
+
+    # full-sample fits with statsmodels (weighted point estimates)
+    med_fit = sm.WLS(m, x_med, weights=w).fit()
+    beta = np.asarray(med_fit.params)
+    x_out = _outcome_design(a, m, c, interaction)
+    if outcome_model == "linear":
+        theta = np.asarray(sm.WLS(y, x_out, weights=w).fit().params)
+    else:
+        glm = sm.GLM(y, x_out, family=sm.families.Binomial(), freq_weights=w).fit()
+        theta = np.asarray(glm.params)
+    _check_rank(x_med, med_names, "mediator")
+    _check_rank(x_out, out_names, "outcome")
+    sigma = _weighted_sigma(m - x_med @ beta, w)
+    full = _effects(beta, sigma, theta, c, w, outcome_model, interaction)
+
+    # design bootstrap
+    rep_w = bootstrap_weights(design, replicates, seed)[complete]
+    reps = np.full((replicates, len(EFFECTS)), np.nan)
+    n_failed = 0
+    for b in tqdm(range(replicates), desc="mediation bootstrap", disable=not progress, leave=False):
+        wb = rep_w[:, b]
+        try:
+            beta_b = _wls(x_med, m, wb)
+            sigma_b = _weighted_sigma(m - x_med @ beta_b, wb)
+            if outcome_model == "linear":
+                theta_b = _wls(x_out, y, wb)
+            else:
+                theta_b = _logistic_newton(x_out, y, wb, start=theta)
+            reps[b] = _effects(beta_b, sigma_b, theta_b, c, wb, outcome_model, interaction)
+        except np.linalg.LinAlgError:
+            n_failed += 1
+    notes = []
+    if n_failed:
+        notes.append(f"{n_failed} replicate fit(s) failed and were dropped (R's na.action)")
+    return MediationResult(
+        estimates=pd.Series(full, index=list(EFFECTS)),
+        replicate_estimates=pd.DataFrame(reps, columns=list(EFFECTS)),
+        exposure_label=exposure_label
+        or (f"{exposure} >= {exposure_at_least:g}" if exposure_at_least is not None else exposure),
+        mediator=mediator,
+        outcome=outcome,
+        outcome_model=outcome_model,
+        scale="mean difference" if outcome_model == "linear" else "risk difference",
+        covariates=covariates,
+        n=int(complete.sum()),
+        n_excluded=int((~complete).sum()),
+        replicates=int(replicates),
+        seed=seed,
+        ci_method=ci_method,
+        level=level,
+        design_label=design.label,
+        mediator_params=pd.Series(beta, index=med_names),
+        outcome_params=pd.Series(theta, index=out_names),
+        mediator_sigma=float(sigma),
+        notes=notes,
+    )
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def _exposure_indicator(s: pd.Series, name: str, at_least: float | None) -> np.ndarray:
+    if at_least is not None:
+        x = _numeric(s, name)
+        a = (x >= at_least).astype(float)
+        what = f"'{name}' >= {at_least:g}"
+    else:
+        if s.dtype == bool or str(s.dtype) == "boolean":
+            a = s.astype(bool).to_numpy().astype(float)
+        else:
+            a = _numeric(s, name)
+            if not np.isin(a, (0.0, 1.0)).all():
+                raise MediationError(
+                    f"exposure column '{name}' must be binary (bool or 0/1), or give "
+                    "exposure_at_least to dichotomise a score"
+                )
+        what = f"'{name}'"
+    n1 = int(a.sum())
+    if n1 == 0 or n1 == len(a):
+        level = "exposed" if n1 else "unexposed"
+        raise MediationError(
+            f"exposure column '{name}': every complete case is {level} ({what}); the exposure "
+            "needs both levels"
+        )
+    return a
+
+
+def _numeric(s: pd.Series, name: str) -> np.ndarray:
+    if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+        raise MediationError(f"column '{name}' must be numeric, got dtype {s.dtype}")
+    return s.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _outcome(s: pd.Series, name: str, model: str) -> tuple[np.ndarray, str]:
+    if model not in (*OUTCOME_MODELS, "auto"):
+        raise MediationError(f"outcome_model must be 'auto', 'linear' or 'logistic', got {model!r}")
+    is_bool = pd.api.types.is_bool_dtype(s)
+    y = s.astype(float).to_numpy() if is_bool else _numeric(s, name)
+    binary = np.isin(y, (0.0, 1.0)).all()
+    if model == "auto":
+        model = "logistic" if binary else "linear"
+    if model == "logistic" and not binary:
+        raise MediationError(f"outcome column '{name}' must be 0/1 or bool for a logistic model")
+    if np.unique(y).size < 2:
+        raise MediationError(f"outcome column '{name}' has a single value among complete cases")
+    return y, model
+
+
+def _covariate_matrix(df: pd.DataFrame, covariates: tuple[str, ...]):
+    blocks, names = [], []
+    for col in covariates:
+        s = df[col]
+        if pd.api.types.is_bool_dtype(s):
+            blocks.append(s.astype(float).to_numpy()[:, None])
+            names.append(col)
+        elif pd.api.types.is_numeric_dtype(s):
+            blocks.append(s.to_numpy(dtype="float64")[:, None])
+            names.append(col)
+        else:  # categorical / string: treatment coding, first observed level as reference
+            cat = s.astype("category").cat.remove_unused_categories()
+            if len(cat.cat.categories) < 2:
+                continue  # constant among complete cases: nothing to adjust for
+            d = pd.get_dummies(cat, prefix=col, prefix_sep="=", drop_first=True, dtype=float)
+            blocks.append(d.to_numpy())
+            names += list(d.columns)
+    c = np.hstack(blocks) if blocks else np.empty((len(df), 0))
+    return c, names
+
+
+def _outcome_design(a, m, c, interaction: bool) -> np.ndarray:
+    cols = [np.ones_like(a), a, m] + ([a * m] if interaction else [])
+    return np.column_stack([*cols, c])
+
+
+def _check_rank(x: np.ndarray, names: list[str], which: str) -> None:
+    rank = np.linalg.matrix_rank(x)
+    if rank < x.shape[1]:
+        raise MediationError(
+            f"{which} model: design matrix is rank-deficient ({rank} < {x.shape[1]} columns "
+            f"{names}); a covariate is constant or collinear"
+        )
+
+
+def _wls(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    xw = x * w[:, None]
+    return np.linalg.solve(xw.T @ x, xw.T @ y)
+
+
+def _weighted_sigma(resid: np.ndarray, w: np.ndarray) -> float:
+    return float(np.sqrt(np.sum(w * resid**2) / np.sum(w)))
+
+
+def _logistic_newton(x, y, w, start, tol=1e-10, max_iter=50) -> np.ndarray:
+    """Weighted logistic MLE by Newton-Raphson from ``start`` (the full-sample fit)."""
+    beta = np.array(start, dtype=float)
+    for _ in range(max_iter):
+        p = special.expit(x @ beta)
+        grad = x.T @ (w * (y - p))
+        hess = (x * (w * p * (1 - p))[:, None]).T @ x
+        step = np.linalg.solve(hess, grad)
+        beta = beta + step
+        if np.max(np.abs(step)) < tol:
+            return beta
+    raise np.linalg.LinAlgError("logistic Newton iterations did not converge")
+
+
+_GH_X, _GH_W = np.polynomial.hermite.hermgauss(_GH_NODES)
+
+
+def _effects(beta, sigma, theta, c, w, outcome_model, interaction) -> np.ndarray:
+    """NDE, NIE, TE and proportion mediated from the two models' coefficients."""
+    b0, ba, bc = beta[0], beta[1], beta[2:]
+    k = 4 if interaction else 3
+    t0, ta, tm = theta[0], theta[1], theta[2]
+    tam = theta[3] if interaction else 0.0
+    tc = theta[k:]
+    cb = c @ bc if c.shape[1] else 0.0
+    ct = c @ tc if c.shape[1] else 0.0
+    wsum = w.sum()
+
+    def q(a_out: float, a_med: float) -> float:
+        mu = b0 + ba * a_med + cb  # E[M(a_med) | C]
+        base = t0 + ta * a_out + ct
+        slope = tm + tam * a_out
+        if outcome_model == "linear":
+            return float(np.sum(w * (base + slope * mu)) / wsum)
+        # integrate expit(base + slope*m) over m ~ N(mu, sigma^2)
+        eta = (base + slope * mu)[:, None] + slope * np.sqrt(2.0) * sigma * _GH_X[None, :]
+        p = special.expit(eta) @ _GH_W / np.sqrt(np.pi)
+        return float(np.sum(w * p) / wsum)
+
+    q00, q10, q11 = q(0, 0), q(1, 0), q(1, 1)
+    nde, nie, te = q10 - q00, q11 - q10, q11 - q00
+    pm = nie / te if te != 0 else np.nan
+    return np.array([nde, nie, te, pm])
