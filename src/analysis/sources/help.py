@@ -124,15 +124,16 @@ def tidy_help(raw: pd.DataFrame) -> pd.DataFrame:
     raw = raw.reset_index(drop=True)
     wave = _wave(raw, book, where)
     person = raw[book.columns["respondent_id"]["source"]]
+    person_id = person.astype("int64").astype(str).astype("string")
     baseline = wave == 0
 
     out: dict[str, pd.Series] = {
         "source": pd.Series("help", index=raw.index, dtype="string"),
         "survey_year": _survey_year(wave, book),
-        "respondent_id": person.astype("int64").astype(str).astype("string"),
+        "respondent_id": person_id,
         "weight": pd.Series(float(book.raw["design"]["weight"]), index=raw.index),
         "stratum": pd.Series(book.raw["design"]["stratum"], index=raw.index, dtype="string"),
-        "psu": person.astype("int64").astype(str).astype("string"),
+        "psu": person_id,  # the person is the cluster
         "wave": wave.astype("Int64"),
     }
     for name, spec in book.columns.items():
