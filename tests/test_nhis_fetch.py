@@ -1,0 +1,265 @@
+"""NHIS fetch against a local HTTP server on 127.0.0.1: success, integrity and failure modes.
+
+In every failure case the cache must be exactly as before (no partial or temporary files).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import stat
+import threading
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis.sources.nhis_fetch import (
+    ChecksumMismatchError,
+    NHISFetchError,
+    Registry,
+    UnsafeArchiveError,
+    fetch_nhis_year,
+    nhis_registry,
+)
+from analysis.sources.nhis_fixtures import write_fixture_zip
+from analysis.sources.nhis_recode import prepare_year
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        entry = self.server.routes.get(self.path)
+        if entry is None:
+            self.send_error(404, "Not Found")
+            return
+        body, mode = entry
+        self.send_response(200)
+        self.send_header("Content-Type", "application/zip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if mode == "truncate":
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.routes = {}
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield httpd, f"http://127.0.0.1:{httpd.server_address[1]}/nhis"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def archive_bytes(year: int, tmp_path: Path, **kwargs) -> bytes:
+    path = write_fixture_zip(year, tmp_path / f"src{year}.zip", n=30, seed=year, **kwargs)
+    return path.read_bytes()
+
+
+def registry(base_url: str, year: int, sha256: str | None, size: int | None = None) -> Registry:
+    return Registry(
+        base_url=base_url,
+        env_var="PAINANX_TEST_NO_SUCH_VAR",
+        lock_file="unused",
+        archives={year: {"sha256": sha256, "bytes": size, "source": None}},
+    )
+
+
+def files_under(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
+
+
+@pytest.fixture
+def cache(tmp_path):
+    folder = tmp_path / "cache"
+    return folder, tmp_path / "lock.json"
+
+
+def fetch(year, cache, base, reg, **kwargs):
+    folder, lock = cache
+    return fetch_nhis_year(
+        year,
+        cache_dir=folder,
+        lock_path=lock,
+        base_url=base,
+        registry=reg,
+        progress=False,
+        timeout=(5.0, 5.0),
+        **kwargs,
+    )
+
+
+def test_registry_has_every_year_and_https_default():
+    reg = nhis_registry()
+    assert reg.base_url.startswith("https://ftp.cdc.gov/")
+    assert set(reg.archives) == {2019, 2020, 2021, 2022, 2023, 2024}
+    for entry in reg.archives.values():
+        assert entry["sha256"] is None or len(entry["sha256"]) == 64
+        assert entry["source"] in reg.sources
+
+
+def test_success_with_known_checksum(server, cache, tmp_path):
+    httpd, base = server
+    body = archive_bytes(2019, tmp_path)
+    httpd.routes["/nhis/2019/adult19csv.zip"] = (body, "ok")
+    reg = registry(base, 2019, hashlib.sha256(body).hexdigest(), len(body))
+    result = fetch(2019, cache, base, reg)
+    folder, lock = cache
+    assert files_under(folder) == ["2019", "2019/adult19.csv", "2019/adult19csv.zip"]
+    assert result.archive_path.read_bytes() == body
+    assert result.checksum_source == "registry" and not result.reused
+    assert not lock.exists()  # the registry knew the checksum: no lock entry
+    frame = prepare_year(2019, result.csv_path, write=False).frame
+    assert len(frame) == 30
+    # second run: verified from the cache, no download (the route is gone)
+    httpd.routes.clear()
+    again = fetch(2019, cache, base, reg)
+    assert again.reused and again.sha256 == result.sha256
+    assert "already cached" in again.summary()
+
+
+def test_first_download_records_checksum_then_verifies(server, cache, tmp_path):
+    httpd, base = server
+    body = archive_bytes(2023, tmp_path)
+    httpd.routes["/nhis/2023/adult23csv.zip"] = (body, "ok")
+    reg = registry(base, 2023, None)
+    result = fetch(2023, cache, base, reg)
+    folder, lock = cache
+    assert result.checksum_source.startswith("recorded")
+    recorded = json.loads(lock.read_text())["2023"]
+    assert recorded["sha256"] == hashlib.sha256(body).hexdigest() and recorded["bytes"] == len(body)
+    # a later download with different bytes is refused by the lock, and the cache is untouched
+    before = {p: (folder / p).read_bytes() for p in files_under(folder) if (folder / p).is_file()}
+    (folder / "2023" / "adult23csv.zip").write_bytes(b"stale")  # force a re-download
+    httpd.routes["/nhis/2023/adult23csv.zip"] = (body[:-1] + b"x", "ok")
+    with pytest.raises(ChecksumMismatchError, match="lock file"):
+        fetch(2023, cache, base, reg)
+    assert (folder / "2023" / "adult23.csv").read_bytes() == before["2023/adult23.csv"]
+    assert files_under(folder) == ["2023", "2023/adult23.csv", "2023/adult23csv.zip"]
+
+
+def test_checksum_mismatch_caches_nothing(server, cache, tmp_path):
+    httpd, base = server
+    body = archive_bytes(2021, tmp_path)
+    httpd.routes["/nhis/2021/adult21csv.zip"] = (body, "ok")
+    reg = registry(base, 2021, "0" * 64)
+    with pytest.raises(ChecksumMismatchError, match="sha256 of .* expects 0000"):
+        fetch(2021, cache, base, reg)
+    assert files_under(cache[0]) == [] and not cache[1].exists()
+
+
+def test_size_mismatch_caches_nothing(server, cache, tmp_path):
+    httpd, base = server
+    body = archive_bytes(2021, tmp_path)
+    httpd.routes["/nhis/2021/adult21csv.zip"] = (body, "ok")
+    reg = registry(base, 2021, hashlib.sha256(body).hexdigest(), len(body) + 1)
+    with pytest.raises(ChecksumMismatchError, match="bytes"):
+        fetch(2021, cache, base, reg)
+    assert files_under(cache[0]) == []
+
+
+def test_truncated_transfer_caches_nothing(server, cache, tmp_path):
+    httpd, base = server
+    body = archive_bytes(2020, tmp_path)
+    httpd.routes["/nhis/2020/adult20csv.zip"] = (body, "truncate")
+    with pytest.raises(NHISFetchError, match="interrupted|truncated"):
+        fetch(2020, cache, base, registry(base, 2020, None))
+    assert files_under(cache[0]) == [] and not cache[1].exists()
+
+
+def test_http_404_caches_nothing(server, cache):
+    _, base = server
+    with pytest.raises(NHISFetchError, match="HTTP 404") as info:
+        fetch(2022, cache, base, registry(base, 2022, None))
+    assert "--from-file" in str(info.value)
+    assert files_under(cache[0]) == []
+
+
+@pytest.mark.parametrize(
+    "member, why",
+    [
+        ("../evil.txt", "path traversal"),
+        ("/tmp/evil.txt", "absolute path"),
+        ("link", "symbolic link"),
+    ],
+)
+def test_malicious_archive_is_refused(server, cache, tmp_path, member, why):
+    httpd, base = server
+    fixture = write_fixture_zip(2019, tmp_path / "ok.zip", n=10)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(fixture) as good, zipfile.ZipFile(buffer, "w") as bad:
+        for info in good.infolist():
+            bad.writestr(info, good.read(info))
+        evil = zipfile.ZipInfo(member)
+        if why == "symbolic link":
+            evil.external_attr = (stat.S_IFLNK | 0o777) << 16
+            bad.writestr(evil, "/etc/passwd")
+        else:
+            bad.writestr(evil, b"pwned")
+    body = buffer.getvalue()
+    httpd.routes["/nhis/2019/adult19csv.zip"] = (body, "ok")
+    with pytest.raises(UnsafeArchiveError, match=why):
+        fetch(2019, cache, base, registry(base, 2019, hashlib.sha256(body).hexdigest()))
+    assert files_under(cache[0]) == [] and not cache[1].exists()
+    assert not (tmp_path / "evil.txt").exists() and not (cache[0].parent / "evil.txt").exists()
+
+
+def test_archive_without_the_csv_or_not_a_zip(server, cache, tmp_path):
+    httpd, base = server
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("readme.txt", "no data here")
+    httpd.routes["/nhis/2024/adult24csv.zip"] = (buffer.getvalue(), "ok")
+    with pytest.raises(UnsafeArchiveError, match="adult24.csv"):
+        fetch(2024, cache, base, registry(base, 2024, None))
+    httpd.routes["/nhis/2024/adult24csv.zip"] = (b"<html>moved</html>", "ok")
+    with pytest.raises(UnsafeArchiveError, match="not a zip"):
+        fetch(2024, cache, base, registry(base, 2024, None))
+    assert files_under(cache[0]) == []
+
+
+def test_offline_error_explains_from_file(cache):
+    base = "http://127.0.0.1:9/nhis"  # discard port: connection refused
+    with pytest.raises(NHISFetchError) as info:
+        fetch(2019, cache, base, registry(base, 2019, None))
+    message = str(info.value)
+    assert "offline" in message and "--from-file /path/to/adult19csv.zip" in message
+    assert files_under(cache[0]) == []
+
+
+def test_from_file_is_verified_like_a_download(cache, tmp_path):
+    source = write_fixture_zip(2019, tmp_path / "downloads" / "adult19csv.zip", n=12)
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    with pytest.raises(ChecksumMismatchError):
+        fetch(2019, cache, "http://127.0.0.1:9", registry("x", 2019, "f" * 64), from_file=source)
+    assert files_under(cache[0]) == []
+    result = fetch(2019, cache, "http://127.0.0.1:9", registry("x", 2019, digest), from_file=source)
+    assert result.csv_path.exists() and result.sha256 == digest
+    assert len(pd.read_csv(result.csv_path)) == 12
+    with pytest.raises(NHISFetchError, match="no such file"):
+        fetch(2019, cache, "x", registry("x", 2019, digest), from_file=tmp_path / "nope.zip")
+
+
+def test_base_url_from_environment(monkeypatch):
+    from analysis.sources.nhis_fetch import archive_url
+
+    monkeypatch.setenv(nhis_registry().env_var, "http://127.0.0.1:8000/mirror/")
+    assert archive_url(2021) == "http://127.0.0.1:8000/mirror/2021/adult21csv.zip"
+    assert archive_url(2021, "http://other") == "http://other/2021/adult21csv.zip"
+    monkeypatch.delenv(nhis_registry().env_var)
+    assert archive_url(2021).startswith(
+        "https://ftp.cdc.gov/pub/Health_Statistics/NCHS/Datasets/NHIS/2021/"
+    )
