@@ -16,18 +16,14 @@ from analysis.sources.nhis_fixtures import write_fixture_csv
 from analysis.sources.nhis_recode import find_year_file, prepare_year
 from analysis.sources.nhis_validation import (
     compare_with_published,
+    design_estimator,
     figure_targets,
     published_figures,
 )
 
-# ---------------------------------------------------------------------------------------------
-# LEAD: wire the design-based estimator here (analysis.survey, which matches R `survey`).
-# Signature: estimator(frame, indicator, domain) -> (percent, standard_error_in_points), where
-# `indicator` is 1/0 with NaN for unknown answers (excluded from the denominator) and `domain`
-# a boolean mask (domain estimation: keep the full design, do not subset the frame).
-# Until it is wired, the reproduction test below skips and says so. Never fill in numbers.
-DESIGN_ESTIMATOR = None
-# ---------------------------------------------------------------------------------------------
+# The design-based estimator (analysis.survey, which matches R `survey`): estimator(frame,
+# indicator, domain) -> (percent, standard_error_in_points).
+DESIGN_ESTIMATOR = design_estimator
 
 
 def real_2019_file():
@@ -125,7 +121,29 @@ def test_reproduces_published_2019_figures():
     plan = figure_targets(frame, 2019)
     assert len(frame) > 30_000  # the 2019 sample adult file has about 32,000 adults
     assert (plan.to_frame()["n_known"] > 10_000).all()
-    if DESIGN_ESTIMATOR is None:
-        pytest.skip("design-based estimator not wired yet (lead: set DESIGN_ESTIMATOR above)")
     result = compare_with_published(frame, DESIGN_ESTIMATOR, 2019)
     assert result.all_within_tolerance, result.summary()
+
+
+def test_design_estimator_on_fixture_matches_a_direct_computation(fixture_2019):
+    """The wired estimator gives the weighted share and the with-replacement PSU SE."""
+    plan = figure_targets(fixture_2019, 2019)
+    target = plan.targets[0]
+    y = target.indicator(fixture_2019)
+    dom = target.domain(fixture_2019).fillna(False).to_numpy(bool)
+    pct, se = design_estimator(fixture_2019, y, target.domain(fixture_2019))
+    known = dom & y.notna().to_numpy()
+    w = fixture_2019["weight"].to_numpy() * known
+    yy = np.nan_to_num(y.to_numpy(dtype=float))
+    p = (w * yy).sum() / w.sum()
+    assert pct == pytest.approx(100 * p, rel=1e-12)
+    # linearised SE: PSU totals of w*(y-p)/sum(w), centred within strata, n_h/(n_h-1)
+    z = pd.DataFrame(
+        {"s": fixture_2019["stratum"], "u": fixture_2019["psu"], "v": w * (yy - p) / w.sum()}
+    )
+    totals = z.groupby(["s", "u"])["v"].sum().reset_index()
+    var = 0.0
+    for _, g in totals.groupby("s"):
+        n_h = len(g)
+        var += n_h / (n_h - 1) * ((g["v"] - g["v"].mean()) ** 2).sum()
+    assert se == pytest.approx(100 * np.sqrt(var), rel=1e-9)

@@ -224,3 +224,26 @@ def compare_with_published(
             }
         )
     return ValidationResult(pd.DataFrame(rows))
+
+
+def design_estimator(frame: pd.DataFrame, indicator: pd.Series, domain: pd.Series):
+    """The design-based estimator of a published NHIS percentage and its SE, in points.
+
+    Uses the full NHIS design (weights, strata, PSUs nested in strata) carried by the tidy
+    frame; the domain is estimated on the full design (R ``svyby``/``subset``), and unknown
+    answers (NaN indicator) are left out of the denominator as NCHS does.
+    """
+    from analysis.survey import SurveyDesign
+
+    data = pd.DataFrame(
+        {
+            "weight": frame["weight"].to_numpy(),
+            "stratum": frame["stratum"].to_numpy(),
+            "psu": frame["psu"].to_numpy(),
+            "indicator": pd.to_numeric(indicator, errors="coerce").to_numpy(dtype=float),
+            "in_domain": domain.fillna(False).to_numpy(dtype=bool),
+        }
+    )
+    design = SurveyDesign(data, weight="weight", strata="stratum", psu="psu", nest=True)
+    est = design.proportion("indicator", domain="in_domain")
+    return 100.0 * float(est.value), 100.0 * float(est.std_error)
