@@ -61,5 +61,10 @@ def test_every_dependency_has_a_version_range():
 def test_python_version_agrees():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
-    conda_python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
-    assert Requirement(conda_python).specifier == Requirement(f"python{project['requires-python']}").specifier
+    conda_python = next(
+        d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python")
+    )
+    assert (
+        Requirement(conda_python).specifier
+        == Requirement(f"python{project['requires-python']}").specifier
+    )

@@ -18,7 +18,8 @@ def test_there_are_notebooks():
 def test_notebook_committed_without_outputs(path):
     nb = nbformat.read(path, as_version=4)
     dirty = [
-        i for i, c in enumerate(nb.cells)
+        i
+        for i, c in enumerate(nb.cells)
         if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count"))
     ]
     assert not dirty, f"{path.name}: code cells {dirty} carry outputs; clear them before committing"
@@ -28,4 +29,6 @@ def test_notebook_committed_without_outputs(path):
 def test_notebook_has_one_parameters_cell(path):
     nb = nbformat.read(path, as_version=4)
     tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
-    assert len(tagged) == 1, f"{path.name}: expected exactly one cell tagged 'parameters', found {tagged}"
+    assert len(tagged) == 1, (
+        f"{path.name}: expected exactly one cell tagged 'parameters', found {tagged}"
+    )

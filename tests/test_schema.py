@@ -42,7 +42,9 @@ def test_absent_optional_column_is_not_measured_not_missing():
     df = good_frame()
     assert not schema.is_measured(df, "muscle_tension")
     assert "gad7_score" in schema.measured_columns(df)
-    with pytest.raises(schema.NotMeasuredError, match="'muscle_tension' is not measured in source 'synthetic'"):
+    with pytest.raises(
+        schema.NotMeasuredError, match="'muscle_tension' is not measured in source 'synthetic'"
+    ):
         schema.require_measured(df, "gad7_score", "muscle_tension")
 
 
@@ -84,7 +86,16 @@ def test_missing_required_design_column_is_rejected():
 
 @pytest.mark.parametrize(
     ("score", "category"),
-    [(0, "none"), (4, "none"), (5, "mild"), (9, "mild"), (10, "moderate"), (14, "moderate"), (15, "severe"), (21, "severe")],
+    [
+        (0, "none"),
+        (4, "none"),
+        (5, "mild"),
+        (9, "mild"),
+        (10, "moderate"),
+        (14, "moderate"),
+        (15, "severe"),
+        (21, "severe"),
+    ],
 )
 def test_gad7_cutpoints(score, category):
     out = schema.gad7_category(pd.Series([score], dtype="Int64"))

@@ -40,7 +40,9 @@ class Finding:
     measure: str = ""  # "prevalence ratio", "odds ratio", "percent", "mean difference", ...
     null_value: float | None = None  # 1 for ratios, 0 for differences, None for levels
     n: int | None = None
-    design: str = ""  # "cross-sectional survey", "meta-analysis of RCTs", "within-person cohort", ...
+    design: str = (
+        ""  # "cross-sectional survey", "meta-analysis of RCTs", "within-person cohort", ...
+    )
     measured: bool = True  # False: the source does not measure what the estimand needs
     caveats: list[str] = field(default_factory=list)
     notebook: str = ""  # notebook that produced it, e.g. "02_comorbidity"
