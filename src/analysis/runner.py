@@ -370,7 +370,9 @@ def _kernel_manager_class(log_file):
         @default("ip")
         def _default_ip(self):
             if self.transport == "ipc":
-                return os.path.join(tempfile.gettempdir(), f"painanx-kernel-{uuid.uuid4().hex[:16]}")
+                return os.path.join(
+                    tempfile.gettempdir(), f"painanx-kernel-{uuid.uuid4().hex[:16]}"
+                )
             return super()._ip_default()
 
         async def _async_launch_kernel(self, kernel_cmd, **kw):
@@ -693,8 +695,9 @@ def build(
     # execute, dependencies first, independent notebooks in parallel
     by_key = {r.key: r for r in runs}
     if stale:
+        cached = sum(r.status == CACHED for r in runs)
         say(
-            f"painanx run: {len(stale)} notebook(s) to run, {sum(r.status == CACHED for r in runs)} up to date, {jobs} in parallel"
+            f"painanx run: {len(stale)} notebook(s) to run, {cached} up to date, {jobs} in parallel"
         )
     bar = tqdm(
         total=len(stale),
@@ -715,7 +718,8 @@ def build(
                 if blocked:
                     d = blocked[0]
                     run.status = SKIPPED
-                    run.reason = f"depends on {d.notebook}, which {'failed' if d.status == FAILED else 'did not build'}"
+                    outcome = "failed" if d.status == FAILED else "did not build"
+                    run.reason = f"depends on {d.notebook}, which {outcome}"
                     pending.remove(key)
                     bar.update(1)
                     manifest["tasks"].pop(key, None)
@@ -735,6 +739,10 @@ def build(
                 running[fut] = key
                 bar.set_postfix_str(", ".join(sorted(running.values())), refresh=True)
             if not running:
+                for key in pending:  # cannot happen with a valid plan; never spin forever
+                    by_key[key].status = SKIPPED
+                    by_key[key].reason = "its dependencies could not be scheduled"
+                pending.clear()
                 continue
             done, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for fut in done:
