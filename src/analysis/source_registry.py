@@ -1,0 +1,196 @@
+"""Data-source registry: what each source is, which files identify it, how a notebook loads it.
+
+The facts live in ``resources/sources.yaml``; this module reads them. Notebooks call
+`load(data_source, ...)` with their parameters and get the tidy respondent frame; the
+runner uses `source_specs` and `resolve_inputs` to decide which sources can be built and
+to fingerprint their input files.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from analysis import paths
+
+SOURCES_YAML = Path(__file__).parent / "resources" / "sources.yaml"
+DEFAULT_MODES = ("always", "when_available", "never")
+
+
+class SourceUnavailableError(RuntimeError):
+    """A data source cannot be loaded here (its loader or its input files are missing)."""
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One data source as declared in sources.yaml."""
+
+    name: str
+    label: str
+    evidence: bool
+    default: str = "always"
+    parameters: dict[str, Any] = field(default_factory=dict)
+    inputs: tuple[dict[str, str], ...] = ()
+    requires_inputs: bool = False
+    fetch_hint: str = ""
+    provenance_note: str = ""
+    loader: dict[str, Any] = field(default_factory=dict)
+    accepts: tuple[str, ...] = ()  # which `painanx run` overrides (years, seed, n, scenario) apply
+
+    @property
+    def synthetic(self) -> bool:
+        """True for sources that validate the pipeline and are never evidence."""
+        return not self.evidence
+
+
+def parse_source_specs(raw: dict, where: str) -> dict[str, SourceSpec]:
+    """Build SourceSpecs from the ``sources:`` mapping of a YAML file (``where`` names it in errors)."""
+    if not isinstance(raw, dict) or not raw:
+        raise ValueError(
+            f"{where}: 'sources' must be a non-empty mapping of source name -> settings"
+        )
+    known = set(SourceSpec.__dataclass_fields__) - {"name"}
+    specs: dict[str, SourceSpec] = {}
+    for name, body in raw.items():
+        body = dict(body or {})
+        unknown = set(body) - known
+        if unknown:
+            raise ValueError(
+                f"{where}: source {name!r} has unknown keys {sorted(unknown)}; expected some of {sorted(known)}"
+            )
+        if "label" not in body:
+            raise ValueError(f"{where}: source {name!r} needs a 'label'")
+        default = body.get("default", "always")
+        if default not in DEFAULT_MODES:
+            raise ValueError(
+                f"{where}: source {name!r}: default must be one of {DEFAULT_MODES}, got {default!r}"
+            )
+        inputs = tuple(body.pop("inputs", None) or ())
+        for i, item in enumerate(inputs):
+            if not (
+                isinstance(item, dict) and ("glob" in item or {"package", "path"} <= set(item))
+            ):
+                raise ValueError(
+                    f"{where}: source {name!r}: inputs[{i}] must be {{glob: PATTERN}} or "
+                    f"{{package: NAME, path: PATH}}, got {item!r}"
+                )
+        specs[name] = SourceSpec(
+            name=name,
+            label=str(body.pop("label")),
+            evidence=bool(body.pop("evidence", True)),
+            inputs=inputs,
+            parameters=dict(body.pop("parameters", None) or {}),
+            loader=dict(body.pop("loader", None) or {}),
+            accepts=tuple(body.pop("accepts", None) or ()),
+            **body,
+        )
+    return specs
+
+
+def source_specs(path: str | os.PathLike[str] | None = None) -> dict[str, SourceSpec]:
+    """All declared data sources, by name."""
+    path = Path(path) if path else SOURCES_YAML
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return parse_source_specs(raw.get("sources"), where=str(path))
+
+
+def resolve_inputs(
+    spec: SourceSpec, years: list[int] | None = None, root: str | os.PathLike[str] | None = None
+) -> list[Path]:
+    """The existing input files of a source (sorted), for the given years where that applies."""
+    root = Path(root) if root is not None else paths.project_root()
+    found: set[Path] = set()
+    for item in spec.inputs:
+        if "glob" in item:
+            pattern = item["glob"]
+            patterns = (
+                [pattern.replace("{year}", str(y)) for y in years]
+                if years and "{year}" in pattern
+                else [pattern.replace("{year}", "*")]
+            )
+            for pat in patterns:
+                found.update(Path(p) for p in glob.glob(str(root / pat)) if Path(p).is_file())
+        else:
+            pkg = importlib.util.find_spec(item["package"])
+            if pkg is None or not pkg.submodule_search_locations:
+                continue
+            candidate = Path(next(iter(pkg.submodule_search_locations))) / item["path"]
+            if candidate.is_file():
+                found.add(candidate)
+    return sorted(found)
+
+
+def _import_loader(spec: SourceSpec):
+    target = spec.loader.get("function", "")
+    module_name, _, func_name = target.partition(":")
+    if not module_name or not func_name:
+        raise SourceUnavailableError(
+            f"data source {spec.name!r} has no loader in {SOURCES_YAML.name} "
+            f"(expected loader.function: 'module:function')"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise SourceUnavailableError(
+                f"data source {spec.name!r} is loaded by {target} (declared in "
+                f"src/analysis/resources/{SOURCES_YAML.name}), but module {module_name!r} is not "
+                f"available in this checkout"
+            ) from exc
+        raise
+    func = getattr(module, func_name, None)
+    if func is None:
+        raise SourceUnavailableError(
+            f"data source {spec.name!r}: {module_name} has no function {func_name!r} "
+            f"(declared in src/analysis/resources/{SOURCES_YAML.name})"
+        )
+    return func
+
+
+def load(
+    data_source: str,
+    *,
+    years: list[int] | None = None,
+    seed: int | None = None,
+    n: int | None = None,
+    scenario: str | None = None,
+):
+    """Load a data source as the tidy respondent frame (see analysis.schema).
+
+    Notebooks call this with their parameters, e.g.
+    ``load("synthetic", seed=2019, n=30000, scenario="literature")``. Parameters a source does
+    not use are ignored; a parameter left as None takes the source's default from sources.yaml.
+    """
+    specs = source_specs()
+    if data_source not in specs:
+        raise ValueError(f"unknown data_source {data_source!r}; known: {sorted(specs)}")
+    spec = specs[data_source]
+    if not spec.loader:
+        raise SourceUnavailableError(
+            f"data source {data_source!r} is not respondent data; it has no loader in "
+            f"src/analysis/resources/{SOURCES_YAML.name}"
+        )
+    given = {"years": years, "seed": seed, "n": n, "scenario": scenario}
+    kwargs = {}
+    for arg in spec.loader.get("arguments", []):
+        value = given.get(arg)
+        kwargs[arg] = spec.parameters.get(arg) if value is None else value
+    result = _import_loader(spec)(**kwargs)
+    attribute = spec.loader.get("result_attribute")
+    return getattr(result, attribute) if attribute else result
+
+
+def prepare_output_dir(output_dir: str | os.PathLike[str]) -> Path:
+    """The notebook's output folder as an absolute path (relative ones are under the project root), created."""
+    out = Path(output_dir)
+    if not out.is_absolute():
+        out = paths.project_root() / out
+    out.mkdir(parents=True, exist_ok=True)
+    return out

@@ -1,0 +1,154 @@
+"""The site as a reader meets it: headless Chromium opens every page from disk (file://).
+
+Checks: no console errors, no request leaves the disk (file:/data: only), every link and
+in-page anchor resolves, every figure has alt text, code is hidden until asked for, pages fit
+a phone's width. Screenshots go to test-artifacts/ (gitignored).
+Needs Debian's chromium + chromium-driver (`.ci/run` installs them in CI).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+from site_fixtures import FIXTURES, PLAN, fake_verdicts
+
+from analysis import browser, runner
+
+pytestmark = pytest.mark.skipif(
+    browser.missing_reason() is not None,
+    reason=f"headless browser unavailable: {browser.missing_reason()}",
+)
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    root = tmp_path_factory.mktemp("browser-site")
+    (root / "data").mkdir()
+    (root / "data" / "help.csv").write_text("id\n1\n")
+    result = runner.build(
+        notebooks_dir=FIXTURES,
+        reports_dir=root / "reports",
+        plan_path=PLAN,
+        project_root=root,
+        claims_hook=fake_verdicts,
+        progress=False,
+        echo=lambda msg: None,
+    )
+    pages = sorted(p for p in result.reports_dir.rglob("*.html"))
+    assert len(pages) >= 7  # index + 6 notebook pages (one of them failed)
+    return result.reports_dir, pages
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    with browser.headless_chromium(1280, 900) as driver:
+        yield driver
+
+
+def _load(driver, page: Path):
+    driver.get_log("performance")  # drop events from earlier pages
+    driver.get_log("browser")
+    driver.get(page.as_uri())
+    return driver.get_log("browser"), browser.network_requests(driver)
+
+
+def _ids(driver) -> set[str]:
+    return set(
+        driver.execute_script("return [...document.querySelectorAll('[id]')].map(e => e.id)")
+    )
+
+
+def test_pages_load_cleanly_offline_with_working_links(site, chromium):
+    reports, pages = site
+    ids_cache: dict[Path, set[str]] = {}
+    problems = []
+    for page in pages:
+        console, requests = _load(chromium, page)
+        rel = page.relative_to(reports)
+        problems += [f"{rel}: console {e['level']}: {e['message']}" for e in console
+                     if e["level"] in ("SEVERE", "WARNING")]  # fmt: skip
+        problems += [f"{rel}: request to {u[:80]}" for u in requests
+                     if urlsplit(u).scheme not in ("file", "data")]  # fmt: skip
+        assert chromium.title.endswith("· painanx"), rel
+        ids_cache[page] = _ids(chromium)
+        hrefs = chromium.execute_script(
+            "return [...document.querySelectorAll('a[href]')].map(a => a.href)"
+        )
+        for href in hrefs:
+            parts = urlsplit(href)
+            if parts.scheme != "file":
+                problems.append(f"{rel}: link leaves the site: {href}")
+                continue
+            target = Path(unquote(parts.path))
+            if not target.is_file():
+                problems.append(f"{rel}: broken link {href}")
+            elif parts.fragment and target.suffix == ".html":
+                if target not in ids_cache:
+                    html = target.read_text()
+                    ids_cache[target] = (
+                        {parts.fragment} if f'id="{parts.fragment}"' in html else set()
+                    )
+                if parts.fragment not in ids_cache[target]:
+                    problems.append(f"{rel}: anchor #{parts.fragment} missing in {target.name}")
+    assert not problems, "\n".join(problems)
+
+
+def test_figures_have_alt_text_and_code_is_hidden_until_asked(site, chromium):
+    reports, _ = site
+    _load(chromium, reports / "synthetic" / "findings_figure.html")
+    alts = chromium.execute_script("return [...document.images].map(i => i.alt)")
+    assert len(alts) == 2 and all(a.strip() for a in alts)
+    assert alts[0] == "Histogram of x"
+    assert alts[1].startswith("Figure 2: Scatter of x")
+    loaded = chromium.execute_script("return [...document.images].every(i => i.naturalWidth > 0)")
+    assert loaded
+    summary = chromium.find_element("css selector", "details.code-input summary")
+    code = chromium.find_element("css selector", "details.code-input .highlight")
+    assert not code.is_displayed()
+    summary.click()
+    assert code.is_displayed()
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.full_page_screenshot(chromium, ARTIFACTS / "notebook_page.png")
+
+
+def test_dashboard_screenshots_and_phone_layout(site, chromium):
+    reports, pages = site
+    _load(chromium, reports / "index.html")
+    badges = chromium.execute_script(
+        "return [...document.querySelectorAll('.claim .badge')].map(b => b.textContent)"
+    )
+    assert badges == ["partly supported"]
+    shot = browser.full_page_screenshot(chromium, ARTIFACTS / "dashboard.png")
+    assert shot.stat().st_size > 10_000
+    try:
+        browser.emulate_phone(chromium)
+        too_wide = []
+        for page in pages:
+            chromium.get(page.as_uri())
+            width, inner = chromium.execute_script(
+                "return [document.documentElement.scrollWidth, window.innerWidth]"
+            )
+            if width > inner:
+                too_wide.append(f"{page.relative_to(reports)}: {width}px > {inner}px")
+        assert not too_wide, too_wide
+        chromium.get((reports / "index.html").as_uri())
+        browser.full_page_screenshot(chromium, ARTIFACTS / "dashboard_phone.png")
+    finally:
+        chromium.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_the_checks_catch_a_bad_page(tmp_path, chromium):
+    """The browser checks above can fail: a remote image (on loopback: nothing leaves the
+    machine) and a script error are both seen."""
+    bad = tmp_path / "bad.html"
+    bad.write_text(
+        '<!DOCTYPE html><html lang="en"><head><title>bad</title></head><body>'
+        '<img src="http://127.0.0.1:9/pixel.png" alt="x">'
+        "<script>console.error('boom')</script></body></html>"
+    )
+    console, requests = _load(chromium, bad)
+    assert any(u.startswith("http://127.0.0.1:9/") for u in requests)
+    assert any("boom" in e["message"] for e in console if e["level"] == "SEVERE")
