@@ -354,3 +354,23 @@ def test_prepare_nhis_writes_years_and_pooled_file(tmp_path):
     assert not [p for p in out_dir.iterdir() if p.name.startswith(".")]  # no temp files left
     with pytest.raises(FileNotFoundError, match="painanx data fetch nhis --years 2023"):
         prepare_nhis([2023], raw_dirs=[raw_dir], out_dir=out_dir, progress=False)
+
+
+def test_load_nhis_reads_prepared_years_and_pools(tmp_path):
+    from analysis.sources.nhis_fixtures import write_fixture_csv
+    from analysis.sources.nhis_recode import load_nhis, prepare_year
+
+    for year in (2019, 2021):
+        csv = write_fixture_csv(year, tmp_path / f"adult{year % 100}.csv", n=120, seed=year)
+        prepare_year(year, csv, out_dir=tmp_path)
+    one = load_nhis([2019], out_dir=tmp_path)
+    assert len(one) == 120 and set(one["survey_year"]) == {2019}
+    both = load_nhis(None, out_dir=tmp_path)
+    assert len(both) == 240
+    # pooled weights are divided by the number of years; strata stay distinct per year
+    assert both["weight"].sum() == pytest.approx(
+        (one["weight"].sum() + load_nhis([2021], out_dir=tmp_path)["weight"].sum()) / 2
+    )
+    assert both["stratum"].astype(str).str.startswith(("2019-", "2021-")).all()
+    with pytest.raises(FileNotFoundError, match="nhis_adult_2022.parquet"):
+        load_nhis([2022], out_dir=tmp_path)

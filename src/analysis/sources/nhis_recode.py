@@ -540,3 +540,38 @@ def prepare_nhis(
         target = pooled_path(years, out_dir)
         pooled.path = write_parquet_atomic(pooled.frame, target)
     return results, pooled
+
+
+def load_nhis(
+    years: Iterable[int] | None = None,
+    *,
+    out_dir: Path | None = None,
+    design_labels: str = "per_year",
+) -> pd.DataFrame:
+    """The prepared NHIS tidy frame for ``years`` (all prepared years when None).
+
+    Reads ``data/processed/nhis_adult_YEAR.parquet`` (written by `prepare_nhis`), validates
+    it, and pools several years with `pool_years` (weights divided by the number of years).
+    """
+    folder = Path(out_dir) if out_dir else paths.processed_dir()
+    if years is None:
+        found = sorted(folder.glob("nhis_adult_[0-9][0-9][0-9][0-9].parquet"))
+        years = [int(p.stem.rsplit("_", 1)[1]) for p in found]
+    years = sorted({int(y) for y in years})
+    if not years:
+        raise FileNotFoundError(
+            f"no prepared NHIS files (nhis_adult_YEAR.parquet) in {folder}; run "
+            "`painanx data fetch nhis --years 2019` and `painanx data prepare nhis --years 2019`"
+        )
+    frames = {}
+    for year in years:
+        path = processed_path(year, folder)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path}: NHIS {year} has not been prepared; run "
+                f"`painanx data prepare nhis --years {year}` after fetching it"
+            )
+        frames[year] = schema.validate(pd.read_parquet(path), where=str(path))
+    if len(years) == 1:
+        return frames[years[0]]
+    return pool_years(frames, design_labels=design_labels).frame
