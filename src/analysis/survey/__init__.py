@@ -10,5 +10,25 @@ from analysis.survey.design import (
     SurveyDesign,
     SurveyDesignError,
 )
+from analysis.survey.ordinal import SurveyOrdinalResult, svyolr
+from analysis.survey.regression import (
+    ContrastResult,
+    SurveyGLMResult,
+    SurveyModelError,
+    WaldTestResult,
+    svyglm,
+)
 
-__all__ = ["LONELY_PSU_POLICIES", "LonelyPSUError", "SurveyDesign", "SurveyDesignError"]
+__all__ = [
+    "LONELY_PSU_POLICIES",
+    "ContrastResult",
+    "LonelyPSUError",
+    "SurveyDesign",
+    "SurveyDesignError",
+    "SurveyGLMResult",
+    "SurveyModelError",
+    "SurveyOrdinalResult",
+    "WaldTestResult",
+    "svyglm",
+    "svyolr",
+]
