@@ -194,7 +194,7 @@ class ComorbidityResult:
         ]
         if self.exposure_caveat:
             lines.append(f"Caveat: {self.exposure_caveat}")
-        for name, row in self.table.iterrows():
+        for _name, row in self.table.iterrows():
             lines.append(
                 f"  {row['label']}: {100 * row['p_exposed']:.1f}% "
                 f"[{100 * row['p_exposed_ci_low']:.1f}, {100 * row['p_exposed_ci_high']:.1f}] vs "
@@ -920,9 +920,37 @@ __all__ = [
     "chronic_back_pain",
     "comorbidity",
     "comorbidity_figure",
+    "estimates_vs_truth",
+    "truth_of",
     "odds_ratio_figure",
     "predicted_probability_figure",
     "prepare_model_columns",
     "standardised_probabilities",
     "survey_design",
 ]
+
+
+def estimates_vs_truth(findings) -> pd.DataFrame:
+    """Estimate, CI and the known truth (synthetic world) of each measured finding."""
+    rows = [
+        {
+            "estimand": f.estimand,
+            "label": f.label,
+            "estimate": f.estimate,
+            "ci_low": f.ci_low,
+            "ci_high": f.ci_high,
+            "truth": f.truth,
+            "covered": None
+            if f.truth is None or f.ci_low is None
+            else bool(f.ci_low <= f.truth <= f.ci_high),
+        }
+        for f in findings
+        if f.measured
+    ]
+    return pd.DataFrame(rows)
+
+
+def truth_of(df: pd.DataFrame) -> dict[str, float]:
+    """The synthetic world's true values carried by the frame (``df.attrs['truth']``), if any."""
+    truth = df.attrs.get("truth") if hasattr(df, "attrs") else None
+    return dict(truth) if truth else {}
