@@ -906,6 +906,10 @@ def odds_ratio_figure(result: AnxietyPainResult, ax=None):
     )
     ax.axvline(1, color="grey", linestyle="--")
     ax.set_xscale("log")
+    ticks = [v for v in (0.5, 0.75, 1, 1.5, 2, 3, 5, 10) if t["ci_low"].min() / 1.2 <= v]
+    ticks = [v for v in ticks if v <= t["ci_high"].max() * 1.2]
+    ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())
     ax.set_yticks(y, t["label"])
     ax.set_xlabel("odds ratio (95% CI, log scale)")
     return ax.figure
