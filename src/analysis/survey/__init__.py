@@ -2,15 +2,24 @@
 
 One `SurveyDesign` is carried through an analysis; its estimator methods (``mean``,
 ``proportion``, ``total``, ``ratio``, ``prevalence_ratio``; from `analysis.survey.estimates`)
-return result objects with ``summary()`` and ``to_frame()``.
+and the models (`svyglm`, `svyolr`) return result objects with ``summary()`` and ``to_frame()``.
 """
 
 from analysis.survey.design import LONELY_PSU_POLICIES, SurveyDesign
 from analysis.survey.errors import EmptyDomainError, LonelyPSUError, SurveyDesignError
 from analysis.survey.estimates import DomainEstimates, Estimate, PrevalenceRatio
+from analysis.survey.ordinal import SurveyOrdinalResult, svyolr
+from analysis.survey.regression import (
+    ContrastResult,
+    SurveyGLMResult,
+    SurveyModelError,
+    WaldTestResult,
+    svyglm,
+)
 
 __all__ = [
     "LONELY_PSU_POLICIES",
+    "ContrastResult",
     "DomainEstimates",
     "EmptyDomainError",
     "Estimate",
@@ -18,4 +27,10 @@ __all__ = [
     "PrevalenceRatio",
     "SurveyDesign",
     "SurveyDesignError",
+    "SurveyGLMResult",
+    "SurveyModelError",
+    "SurveyOrdinalResult",
+    "WaldTestResult",
+    "svyglm",
+    "svyolr",
 ]
