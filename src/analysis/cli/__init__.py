@@ -42,6 +42,7 @@ def _root(
 # Subcommand modules register themselves on `app` / `data_app` when imported.
 from analysis.cli import data_commands as _data_commands  # noqa: E402,F401
 from analysis.cli import run_commands as _run_commands  # noqa: E402,F401
+from analysis.cli import synth_commands as _synth_commands  # noqa: E402,F401
 
 
 def main() -> None:
