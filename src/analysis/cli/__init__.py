@@ -44,6 +44,7 @@ from analysis.cli import claims_commands as _claims_commands  # noqa: E402,F401
 from analysis.cli import data_commands as _data_commands  # noqa: E402,F401
 from analysis.cli import realdata_commands as _realdata_commands  # noqa: E402,F401
 from analysis.cli import run_commands as _run_commands  # noqa: E402,F401
+from analysis.cli import synth_commands as _synth_commands  # noqa: E402,F401
 
 
 def main() -> None:
