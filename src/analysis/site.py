@@ -284,6 +284,8 @@ def validate_verdicts(verdicts: Iterable[Mapping]) -> list[dict]:
     """Check verdict dicts from `analysis.claims.evaluate_claims`; a clear error names what is wrong."""
     out: list[dict] = []
     for i, v in enumerate(verdicts):
+        if not isinstance(v, Mapping) and callable(getattr(v, "to_dict", None)):
+            v = v.to_dict()  # analysis.claims.Verdict
         if not isinstance(v, Mapping):
             raise ValueError(f"verdict #{i}: expected a dict, got {type(v).__name__}")
         missing = [k for k in VERDICT_KEYS if k not in v]
