@@ -41,9 +41,9 @@ def weighted_mean(df: pd.DataFrame, values: np.ndarray, mask: np.ndarray | None 
     return float((w * values)[mask].sum() / w[mask].sum())
 
 
-def psu_standard_error(df: pd.DataFrame, y: np.ndarray) -> float:
-    """Linearisation SE of a weighted mean, PSUs with replacement within strata."""
-    w = df["weight"].to_numpy()
+def psu_standard_error(df: pd.DataFrame, y: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Linearisation SE of a weighted (domain) mean, PSUs with replacement within strata."""
+    w = df["weight"].to_numpy() * (1.0 if mask is None else mask)
     mean = (w * y).sum() / w.sum()
     z = pd.DataFrame(
         {"h": df["stratum"].to_numpy(), "psu": df["psu"].to_numpy(), "z": w * (y - mean) / w.sum()}
@@ -104,24 +104,29 @@ def test_sample_follows_the_tidy_schema():
 
 
 def test_weighted_margins_match_published_figures_at_large_n(large_sample):
+    """At n = 400,000 the weighted margins sit within 1 point and within 4 design-based SEs
+    of the published figures (with 150 PSUs, the PSU effects and not n bound the SE)."""
     df = large_sample
     women = (df["sex"] == "female").to_numpy()
     pain = (df["back_pain_severity"] != "not at all").to_numpy().astype(float)
     gad = df["gad7_score"].to_numpy(dtype=float)
     cat = df["gad7_category"]
     checks = {
-        "back_pain_any": (weighted_mean(df, pain), 0.005),
-        "back_pain_any_women": (weighted_mean(df, pain, women), 0.006),
-        "back_pain_any_men": (weighted_mean(df, pain, ~women), 0.006),
-        "gad7_ge5": (weighted_mean(df, gad >= 5), 0.004),
-        "gad7_ge5_women": (weighted_mean(df, gad >= 5, women), 0.005),
-        "gad7_ge5_men": (weighted_mean(df, gad >= 5, ~women), 0.005),
-        "gad7_mild": (weighted_mean(df, (cat == "mild").to_numpy()), 0.003),
-        "gad7_moderate": (weighted_mean(df, (cat == "moderate").to_numpy()), 0.002),
-        "gad7_severe": (weighted_mean(df, (cat == "severe").to_numpy()), 0.002),
+        "back_pain_any": (pain, None),
+        "back_pain_any_women": (pain, women),
+        "back_pain_any_men": (pain, ~women),
+        "gad7_ge5": (gad >= 5, None),
+        "gad7_ge5_women": (gad >= 5, women),
+        "gad7_ge5_men": (gad >= 5, ~women),
+        "gad7_mild": ((cat == "mild").to_numpy(), None),
+        "gad7_moderate": ((cat == "moderate").to_numpy(), None),
+        "gad7_severe": ((cat == "severe").to_numpy(), None),
     }
-    for key, (estimate, tolerance) in checks.items():
-        assert abs(estimate - PUBLISHED[key]) < tolerance, (key, estimate, PUBLISHED[key])
+    for key, (y, mask) in checks.items():
+        y = np.asarray(y, dtype=float)
+        estimate = weighted_mean(df, y, mask)
+        se = psu_standard_error(df, y, mask)
+        assert abs(estimate - PUBLISHED[key]) < min(4 * se, 0.01), (key, estimate, se)
     # back pain rises with age, as in NCHS Data Brief 415 (28.4, 35.2, 44.3, 45.6%)
     groups = np.asarray(synth.age_group(df["age"]))
     by_age = [weighted_mean(df, pain, groups == g) for g in synth.AGE_GROUPS]

@@ -478,7 +478,8 @@ def _draw_demographics(m: _Model, rng: np.random.Generator, g: np.ndarray) -> di
         + m.arr("bmi_log_effect_education")[edu]
         + p["bmi_log_sd"] * rng.standard_normal(n)
     )
-    bmi = np.exp(log_bmi)
+    # as reported (2 decimals, 12-80 kg/m2); obesity is read off the reported value
+    bmi = np.round(np.clip(np.exp(log_bmi), 12.0, 80.0), 2)
     obese = bmi >= 30.0
     act_eta = (
         m.arr("activity_log_odds_age_group")[g]
@@ -539,6 +540,11 @@ def _tension_base(
         + u_ten
         + p["tension_sd"] * rng.standard_normal(n)
     )
+
+
+def tension_of(m: _Model, tension_base: np.ndarray, gad7_cat: np.ndarray | int) -> np.ndarray:
+    """Reported muscle tension (0-10, two decimals) for a GAD-7 category (actual or set)."""
+    return np.round(np.clip(tension_base + m.tension_by_category()[gad7_cat], 0.0, 10.0), 2)
 
 
 def _pain_eta_rest(
@@ -631,7 +637,7 @@ def simulate_people(
     mental = _draw_mental(m, rng, g, female, u_anx)
     gcat = mental["gad7_cat"]
     tension_base = _tension_base(m, rng, h, female, u_ten)
-    tension = np.clip(tension_base + m.tension_by_category()[gcat], 0.0, 10.0)
+    tension = tension_of(m, tension_base, gcat)
     rest = _pain_eta_rest(m, h, demo, gcat, mental["phq8"], tension, u_pain)
     eta0 = _pain_eta(m, g, female, rest)
     untreated = eta0 + rng.logistic(size=n)
@@ -965,10 +971,9 @@ class _Alias:
         self.k = k
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        u = rng.random(n) * self.k
-        column = np.minimum(u.astype(np.int32), self.k - 1)
-        keep = (u - column) < self.prob[column]
-        return np.where(keep, column, self.alias[column]).astype(np.int32)
+        column = rng.integers(0, self.k, n, dtype=np.int32)
+        keep = rng.random(n) < self.prob[column]
+        return np.where(keep, column, self.alias[column].astype(np.int32))
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
@@ -1090,18 +1095,26 @@ def respondent_ids(start: int, n: int, total: int) -> pa.Array:
     )
 
 
+def _fixed_width_strings(labels: list[str], index: np.ndarray) -> pa.Array:
+    """Arrow strings labels[index] for labels of equal length, built from one byte array."""
+    width = len(labels[0])
+    table = np.frombuffer("".join(labels).encode(), dtype=np.uint8).reshape(len(labels), width)
+    chars = table[index]
+    offsets = np.arange(0, (index.shape[0] + 1) * width, width, dtype=np.int64)
+    return pa.Array.from_buffers(
+        pa.large_string(), index.shape[0], [None, pa.py_buffer(offsets), pa.py_buffer(chars)]
+    )
+
+
 def _table(
     m: _Model, people: dict, psu: np.ndarray, weight: np.ndarray, start: int, total: int
 ) -> pa.Table:
     per = m.params["psus_per_stratum"]
     n_strata = m.params["n_strata"]
     n = psu.shape[0]
-    width = len(str(n_strata))
-    stratum_labels = pa.array([f"h{s + 1:0{width}d}" for s in range(n_strata)], pa.large_string())
-    psu_labels = pa.array(
-        [f"h{s + 1:0{width}d}-p{j + 1}" for s in range(n_strata) for j in range(per)],
-        pa.large_string(),
-    )
+    w_h, w_p = len(str(n_strata)), len(str(per))
+    stratum_labels = [f"h{s + 1:0{w_h}d}" for s in range(n_strata)]
+    psu_labels = [f"{h}-p{j + 1:0{w_p}d}" for h in stratum_labels for j in range(per)]
     sch = arrow_schema()
     t = {f.name: f.type for f in sch}
     columns = {
@@ -1109,11 +1122,11 @@ def _table(
         "survey_year": pa.array(np.full(n, SURVEY_YEAR, dtype=np.int64)),
         "respondent_id": respondent_ids(start, n, total),
         "weight": pa.array(weight),
-        "stratum": stratum_labels.take(pa.array(psu // per)),
-        "psu": psu_labels.take(pa.array(psu)),
+        "stratum": _fixed_width_strings(stratum_labels, psu // per),
+        "psu": _fixed_width_strings(psu_labels, psu),
         "age": pa.array(people["age"]),
         "sex": _dictionary("sex", (~people["female"]).astype(np.int8), t["sex"]),
-        "bmi": pa.array(np.round(people["bmi"], 2)),
+        "bmi": pa.array(people["bmi"]),
         "education": _dictionary("education", people["education"], t["education"]),
         "physical_activity": _dictionary(
             "physical_activity", people["activity"], t["physical_activity"]
@@ -1131,7 +1144,7 @@ def _table(
         "anxiety_medication": pa.array(people["medication"]),
         "phq8_score": pa.array(people["phq8"]),
         "phq8_category": _dictionary("phq8_category", people["phq8_cat"], t["phq8_category"]),
-        "muscle_tension": pa.array(np.round(people["tension"], 2)),
+        "muscle_tension": pa.array(people["tension"]),
         "benzodiazepine_use": pa.array(people["benzo"]),
     }
     return pa.Table.from_arrays([columns[f.name] for f in sch], schema=sch)
@@ -1379,8 +1392,8 @@ def generate_to_parquet(
     return SyntheticParquet(path=Path(path), n=n, params=params, _model=m)
 
 
-# Dictionary-encode the columns with few distinct values only (encoding the continuous
-# ones costs time and saves nothing).
+# Dictionary-encode (and keep min/max statistics for) the columns with few distinct values
+# only: doing it for the continuous ones and the ids costs time and saves nothing.
 _NO_DICTIONARY = {"respondent_id", "weight", "bmi", "muscle_tension"}
 
 
@@ -1391,11 +1404,13 @@ def _write_in_background(path: Path, sch: pa.Schema, tables: Iterator[pa.Table])
 
     def consume() -> None:
         try:
+            few_values = [f.name for f in sch if f.name not in _NO_DICTIONARY]
             with pq.ParquetWriter(
                 path,
                 sch,
                 compression="snappy",
-                use_dictionary=[f.name for f in sch if f.name not in _NO_DICTIONARY],
+                use_dictionary=few_values,
+                write_statistics=few_values,
             ) as writer:
                 while (table := chunks.get()) is not None:
                     writer.write_table(table.replace_schema_metadata(sch.metadata))

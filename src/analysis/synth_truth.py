@@ -1,21 +1,24 @@
 """True population estimands of the synthetic survey world.
 
 Every truth is a population quantity, computed on a large draw from the population
-(``truth_population_size`` persons, 4 million by default, fixed ``truth_seed``):
+(``truth_population_size`` persons, 6 million by default, fixed ``truth_seed``):
 
-* prevalences and prevalence ratios are population proportions;
+* prevalences and prevalence ratios are population proportions (GAD-7 and PHQ-8
+  prevalences exactly, by quadrature);
 * adjusted odds ratios are the *census values* of the estimator: the logistic (and the
   proportional-odds) regression with the documented formula fitted to the whole
-  population, so survey-weighted estimates from samples are consistent for them;
+  population, so survey-weighted estimates from samples are consistent for them. The
+  regressors are discrete, so the fit to per-cell sums equals the fit to every person;
 * natural direct and indirect effects and the benzodiazepine effect are structural
-  (counterfactual) quantities of the SCM.
+  (counterfactual) quantities of the SCM, computed person by person.
 
 Monte-Carlo error is kept small by Rao-Blackwellisation: wherever the SCM gives a
-probability in closed form (back pain given its causes, chronic pain, GAD-7 and PHQ-8
-tails given the latent), the probability replaces the 0/1 draw. Each truth carries its
-Monte-Carlo SE and a reference SE (the simple-random-sampling SE of the same quantity
-at n = 30,000); the ratio is checked to stay below 0.1. Results are cached on disk keyed
-on a hash of the parameters and of this code.
+probability in closed form (back pain and chronic pain given their causes), the
+probability replaces the 0/1 draw. Each truth carries its Monte-Carlo SE and a reference
+SE (the simple-random-sampling SE of the same quantity at n = 30,000; for the natural
+effects, that of the difference in prevalence between the exposure groups); the ratio
+is checked to stay below 0.1. Results are cached on disk keyed on a hash of the
+parameters and of the code.
 
 Synthetic data validate the pipeline; they are never evidence.
 """
@@ -26,7 +29,7 @@ import hashlib
 import json
 import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +82,6 @@ class TrueEstimands:
     seed: int
     formula: str = FORMULA
     po_formula: str = PO_FORMULA
-    definitions: dict[str, str] = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
         rows = [
@@ -348,7 +350,6 @@ def _compute(model: Any, n_population: int, seed: int, *, progress: bool) -> Tru
     p = model.params
     cuts = model.severity_cuts()
     beta_b = p["benzodiazepine_pain_log_or"]
-    tension_by_cat = model.tension_by_category()
     pain_by_cat = model.pain_by_category()
     beta_t = p["pain_log_or_tension_per_point"]
 
@@ -429,10 +430,10 @@ def _compute(model: Any, n_population: int, seed: int, *, progress: bool) -> Tru
 
         # natural effects of anxiety on untreated back pain through muscle tension
         base = d["eta_no_anxiety"]
-        tension_none = np.clip(d["tension_base"] + tension_by_cat[0], 0.0, 10.0)
+        tension_none = synth.tension_of(model, d["tension_base"], 0)
         p00 = special.expit(base + pain_by_cat[0] + beta_t * tension_none)
         for lv, name in enumerate(LEVELS, start=1):
-            tension_a = np.clip(d["tension_base"] + tension_by_cat[lv], 0.0, 10.0)
+            tension_a = synth.tension_of(model, d["tension_base"], lv)
             paa = special.expit(base + pain_by_cat[lv] + beta_t * tension_a)
             pa0 = special.expit(base + pain_by_cat[lv] + beta_t * tension_none)
             contrast(f"nie_{name}_vs_none", paa - pa0)
