@@ -277,6 +277,8 @@ def comparison_figure(result: BenzodiazepineResult):
         )
     ax.axvline(1, color="grey", lw=0.8)
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_yticks(y, [f"{m} ({r.odds_ratio:.2f})" for m, r in f.iterrows()])
     ax.set_xlabel(f"odds ratio of any back pain, {result.drug_label} users vs non-users")
     ax.set_title(f"Confounding by indication ({result.source})", fontsize=10)

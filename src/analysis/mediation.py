@@ -657,7 +657,7 @@ def synthetic_truth_check(
     gad = df["gad7_score"].astype("float64")
     df["_gad7_moderate_plus_vs_none"] = np.where(gad >= 10, 1.0, np.where(gad < 5, 0.0, np.nan))
     sev = df["back_pain_severity"]
-    df["_back_pain_any"] = (sev != "not at all").astype("float64").where(sev.notna())
+    df["back_pain_any"] = (sev != "not at all").astype("float64").where(sev.notna())
     d = SurveyDesign(
         df,
         weight=design.weight_column,
@@ -671,7 +671,7 @@ def synthetic_truth_check(
         exposure="_gad7_moderate_plus_vs_none",
         exposure_label="GAD-7 >= 10 vs < 5 (mild excluded)",
         mediator=spec.mediator,
-        outcome="_back_pain_any",
+        outcome="back_pain_any",
         outcome_model="logistic",
         covariates=spec.covariates,
         interaction=spec.interaction,
