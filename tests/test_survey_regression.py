@@ -196,7 +196,7 @@ def test_ordinal_summary_frame_and_probabilities(design):
 def test_wald_test_of_a_contrast_equals_the_contrast_t_squared(design):
     fit = svyglm(f"pain_any ~ {RHS}", design, family="quasibinomial")
     trend = {"C(anxiety)[T.1]": 1, "C(anxiety)[T.2]": 2, "C(anxiety)[T.3]": 3}
-    c = fit.contrast(trend, label="linear trend")
+    c = fit.contrast(trend, label="linear trend", exponentiate=True)
     test = fit.wald_test(contrast=trend)
     assert test.F == pytest.approx(c.t**2)
     assert test.p_value == pytest.approx(c.p_value)
@@ -210,6 +210,22 @@ def test_wald_test_of_a_contrast_equals_the_contrast_t_squared(design):
     L[0, list(fit.params.index).index("age")] = 1
     t_age = (fit.params["age"] - 0.01) / fit.bse["age"]
     assert fit.wald_test(contrast=L, null=[0.01]).F == pytest.approx(t_age**2)
+
+
+def test_linear_trend_is_the_slope_of_the_level_effects(design):
+    fit = svyglm(f"pain_any ~ {RHS}", design, family="quasibinomial")
+    trend = fit.linear_trend("C(anxiety)")
+    effects = np.r_[0.0, fit.params[["C(anxiety)[T.1]", "C(anxiety)[T.2]", "C(anxiety)[T.3]"]]]
+    assert trend.estimate == pytest.approx(np.polyfit(np.arange(4), effects, 1)[0])
+    assert trend.to_frame()["exp_estimate"].iloc[0] == pytest.approx(np.exp(trend.estimate))
+    # doubling the scores halves the slope; the test is unchanged
+    doubled = fit.linear_trend("C(anxiety)", scores=[0, 2, 4, 6])
+    assert doubled.estimate == pytest.approx(trend.estimate / 2)
+    assert doubled.p_value == pytest.approx(trend.p_value)
+    with pytest.raises(SurveyModelError, match="has 4 levels .* got 3 scores"):
+        fit.linear_trend("C(anxiety)", scores=[0, 1, 2])
+    with pytest.raises(SurveyModelError, match="'anxiety' is not a term"):
+        fit.linear_trend("anxiety")
 
 
 def test_logistic_predictions_stay_within_zero_and_one(design):
