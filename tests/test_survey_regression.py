@@ -130,6 +130,23 @@ def test_ordered_categorical_outcome_uses_its_category_order(lonely):
     assert list(by_label.zeta.index) == ["not at all|a little", "a little|somewhere in between",
                                          "somewhere in between|a lot"]  # fmt: skip
     np.testing.assert_allclose(by_label.params.to_numpy(), by_code.params.to_numpy())
+    as_text = SurveyDesign(data.assign(severity=data["severity"].astype("string")),
+                           weight="weight", strata="stratum", psu="psu", nest=True,
+                           lonely_psu="adjust")  # fmt: skip
+    with pytest.raises(SurveyModelError, match="'severity' is text: make it an ordered"):
+        svyolr(f"severity ~ {RHS}", as_text)
+
+
+def test_text_columns_are_factors_like_in_r(lonely):
+    """The schema stores text as pandas' "string" dtype: a bare term is a factor, as in R."""
+    sex = pd.array(np.where(lonely["female"] == 1, "female", "male"), dtype="string")
+    des = SurveyDesign(lonely.assign(sex=sex), weight="weight", strata="stratum", psu="psu",
+                       nest=True, lonely_psu="adjust")  # fmt: skip
+    bare = svyglm("pain_any ~ age + sex", des, family="quasibinomial")
+    numeric = svyglm("pain_any ~ age + female", des, family="quasibinomial")
+    assert list(bare.params.index) == ["Intercept", "age", "sex[T.male]"]
+    assert bare.params["sex[T.male]"] == pytest.approx(-numeric.params["female"])
+    assert bare.bse["sex[T.male]"] == pytest.approx(numeric.bse["female"])
 
 
 # ------------------------------------------------------------------ domains and missing values

@@ -45,6 +45,12 @@ def _ordered_codes(values: pd.Series, outcome: str) -> tuple[np.ndarray, list]:
         # level. Here empty levels are dropped so that the cut-points are estimable.
         levels = [levels[i] for i in present]
         codes = np.searchsorted(present, codes)
+    elif pd.api.types.is_string_dtype(values.dtype):
+        raise SurveyModelError(
+            f"outcome '{outcome}' is text: make it an ordered categorical (e.g. "
+            f"analysis.schema.categorical_dtype('{outcome}')) so the order of its levels is "
+            "explicit, not alphabetical"
+        )
     else:
         levels = sorted(pd.unique(values.dropna()))
         codes = pd.Categorical(values, categories=levels).codes

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 import scipy.linalg
 import statsmodels.api as sm
-from formulaic import model_matrix
+from formulaic import Formula, model_matrix
 from scipy import stats
 from scipy.special import expit
 
@@ -109,6 +109,7 @@ def build_model_frame(
         data = data.reset_index(drop=True)
     sub = data if mask.all() else data.loc[mask]
     try:
+        sub = _strings_as_categories(formula, sub)
         mm = model_matrix(formula, sub, na_action="drop")
     except Exception as exc:  # formulaic raises several exception types; name the formula
         raise SurveyModelError(
@@ -145,6 +146,22 @@ def build_model_frame(
         spec=spec,
         outcome=outcome,
     )
+
+
+def _strings_as_categories(formula: str, data: pd.DataFrame) -> pd.DataFrame:
+    """Text columns (the schema's "string" dtype) used in the formula become categorical.
+
+    formulaic treats object and categorical columns as factors but passes pandas' "string"
+    dtype through as text; as a category (levels sorted, as R's ``factor``) it is a factor.
+    """
+    used = [v for v in Formula(formula).required_variables if v in data.columns]
+    text = {
+        v: data[v].astype("category")
+        for v in used
+        if pd.api.types.is_string_dtype(data[v].dtype)
+        and not isinstance(data[v].dtype, pd.CategoricalDtype)
+    }
+    return data.assign(**text) if text else data
 
 
 def check_full_rank(X: np.ndarray, columns: list[str], formula: str) -> None:
