@@ -164,6 +164,17 @@ def test_domain_given_as_column_equals_domain_given_as_mask(lonely, design):
     assert "domain 'is_female'" in by_col.summary()
 
 
+def test_row_labels_of_the_data_do_not_matter(lonely, design):
+    shuffled_labels = lonely.set_index(pd.Index(np.arange(len(lonely))[::-1] * 3))
+    des = SurveyDesign(shuffled_labels, weight="weight", strata="stratum", psu="psu", nest=True,
+                       lonely_psu="adjust")  # fmt: skip
+    mask = (lonely["age"] >= 40).to_numpy()
+    a = svyglm(f"pain_any ~ {RHS}", design, family="quasibinomial", domain=mask)
+    b = svyglm(f"pain_any ~ {RHS}", des, family="quasibinomial", domain=mask)
+    np.testing.assert_allclose(a.params, b.params)
+    np.testing.assert_allclose(a.bse, b.bse)
+
+
 def test_rows_with_missing_values_are_dropped_and_reported(lonely):
     data = lonely.copy()
     data.loc[data.index[::50], "bmi"] = np.nan
@@ -265,6 +276,10 @@ def test_bad_input_gives_clear_errors(lonely, design):
         svyglm(f"pain_any ~ {RHS}", design, domain=np.ones(3, dtype=bool))
     with pytest.raises(SurveyModelError, match="expected booleans"):
         svyglm(f"pain_any ~ {RHS}", design, domain=np.ones(len(lonely)))
+    with pytest.raises(SurveyModelError, match="column 'female': expected booleans"):
+        svyglm(f"pain_any ~ {RHS}", design, domain="female")
+    with pytest.raises(SurveyModelError, match="index does not match"):
+        svyglm(f"pain_any ~ {RHS}", design, domain=pd.Series(True, index=lonely.index + 1))
     with pytest.raises(SurveyModelError, match="domain column 'nope' is not in the data"):
         svyglm(f"pain_any ~ {RHS}", design, domain="nope")
     with pytest.raises(SurveyModelError, match="cannot be evaluated.*missing_column"):

@@ -83,6 +83,8 @@ def domain_mask(design: SurveyDesign, domain) -> np.ndarray:
     if isinstance(values, pd.Series):
         if isinstance(domain, pd.Series) and not values.index.equals(design.data.index):
             raise SurveyModelError("domain mask: its index does not match the design's data")
+        if not pd.api.types.is_bool_dtype(values.dtype):
+            raise SurveyModelError(f"{name}: expected booleans, got dtype {values.dtype}")
         values = values.astype("boolean").fillna(False).to_numpy(dtype=bool)
     else:
         values = np.asarray(values)
@@ -105,7 +107,7 @@ def build_model_frame(
     """
     mask = domain_mask(design, domain)
     data = design.data
-    if not isinstance(data.index, pd.RangeIndex) or data.index.start != 0:
+    if not data.index.equals(pd.RangeIndex(len(data))):  # row labels = positions below
         data = data.reset_index(drop=True)
     sub = data if mask.all() else data.loc[mask]
     try:
