@@ -147,6 +147,13 @@ def test_text_columns_are_factors_like_in_r(lonely):
     assert list(bare.params.index) == ["Intercept", "age", "sex[T.male]"]
     assert bare.params["sex[T.male]"] == pytest.approx(-numeric.params["female"])
     assert bare.bse["sex[T.male]"] == pytest.approx(numeric.bse["female"])
+    profiles = pd.DataFrame({"age": [50, 50], "sex": pd.array(["male", "female"], dtype="string")})
+    np.testing.assert_allclose(
+        bare.predict(profiles)["estimate"],
+        numeric.predict(pd.DataFrame({"age": [50, 50], "female": [0, 1]}))["estimate"],
+    )
+    with pytest.raises(SurveyModelError, match="covariate profiles cannot be encoded"):
+        bare.predict(profiles.assign(sex=pd.array(["other", "male"], dtype="string")))
 
 
 # ------------------------------------------------------------------ domains and missing values

@@ -31,6 +31,7 @@ from analysis.survey.regression import (
     check_full_rank,
     domain_mask,
     fitted_rows_design,
+    profile_matrix,
     sandwich_covariance,
 )
 
@@ -192,7 +193,7 @@ class SurveyOrdinalResult(DesignBasedFit):
         ``probability``, ``std_error`` and a t interval on the residual df, clipped to [0, 1].
         Verified against R's ``svycontrast`` of the same expressions.
         """
-        Xn = self.spec.get_model_matrix(newdata, na_action="raise")
+        Xn = profile_matrix(self.spec, self.formula, newdata)
         Xn = Xn.drop(columns=["Intercept"], errors="ignore").to_numpy(dtype="float64")
         p = self.n_beta
         beta = self.params.to_numpy()[:p]

@@ -37,6 +37,7 @@ import pandas as pd
 import scipy.linalg
 import statsmodels.api as sm
 from formulaic import Formula, model_matrix
+from formulaic.errors import DataMismatchWarning
 from scipy import stats
 from scipy.special import expit
 
@@ -164,6 +165,19 @@ def _strings_as_categories(formula: str, data: pd.DataFrame) -> pd.DataFrame:
         and not isinstance(data[v].dtype, pd.CategoricalDtype)
     }
     return data.assign(**text) if text else data
+
+
+def profile_matrix(spec, formula: str, newdata: pd.DataFrame) -> pd.DataFrame:
+    """Design matrix of covariate profiles, encoded as in the fit (same levels, same columns)."""
+    try:
+        with warnings.catch_warnings():  # an unseen level would silently become NaN
+            warnings.simplefilter("error", DataMismatchWarning)
+            data = _strings_as_categories(formula, newdata)
+            return spec.get_model_matrix(data, na_action="raise")
+    except Exception as exc:
+        raise SurveyModelError(
+            f"covariate profiles cannot be encoded for '{formula}': {exc}"
+        ) from None
 
 
 def check_full_rank(X: np.ndarray, columns: list[str], formula: str) -> None:
@@ -710,7 +724,7 @@ class SurveyGLMResult(DesignBasedFit):
         """
         if type not in ("response", "link"):
             raise SurveyModelError(f"predict: type must be 'response' or 'link', got {type!r}")
-        X = self.spec.get_model_matrix(newdata, na_action="raise").to_numpy(dtype="float64")
+        X = profile_matrix(self.spec, self.formula, newdata).to_numpy(dtype="float64")
         fam = glm_family(self.family)
         b = self.params.to_numpy()
         V = self.cov_params.to_numpy()
