@@ -130,6 +130,30 @@ def test_ordered_categorical_outcome_uses_its_category_order(lonely):
     assert list(by_label.zeta.index) == ["not at all|a little", "a little|somewhere in between",
                                          "somewhere in between|a lot"]  # fmt: skip
     np.testing.assert_allclose(by_label.params.to_numpy(), by_code.params.to_numpy())
+    as_text = SurveyDesign(data.assign(severity=data["severity"].astype("string")),
+                           weight="weight", strata="stratum", psu="psu", nest=True,
+                           lonely_psu="adjust")  # fmt: skip
+    with pytest.raises(SurveyModelError, match="'severity' is text: make it an ordered"):
+        svyolr(f"severity ~ {RHS}", as_text)
+
+
+def test_text_columns_are_factors_like_in_r(lonely):
+    """The schema stores text as pandas' "string" dtype: a bare term is a factor, as in R."""
+    sex = pd.array(np.where(lonely["female"] == 1, "female", "male"), dtype="string")
+    des = SurveyDesign(lonely.assign(sex=sex), weight="weight", strata="stratum", psu="psu",
+                       nest=True, lonely_psu="adjust")  # fmt: skip
+    bare = svyglm("pain_any ~ age + sex", des, family="quasibinomial")
+    numeric = svyglm("pain_any ~ age + female", des, family="quasibinomial")
+    assert list(bare.params.index) == ["Intercept", "age", "sex[T.male]"]
+    assert bare.params["sex[T.male]"] == pytest.approx(-numeric.params["female"])
+    assert bare.bse["sex[T.male]"] == pytest.approx(numeric.bse["female"])
+    profiles = pd.DataFrame({"age": [50, 50], "sex": pd.array(["male", "female"], dtype="string")})
+    np.testing.assert_allclose(
+        bare.predict(profiles)["estimate"],
+        numeric.predict(pd.DataFrame({"age": [50, 50], "female": [0, 1]}))["estimate"],
+    )
+    with pytest.raises(SurveyModelError, match="covariate profiles cannot be encoded"):
+        bare.predict(profiles.assign(sex=pd.array(["other", "male"], dtype="string")))
 
 
 # ------------------------------------------------------------------ domains and missing values
@@ -145,6 +169,17 @@ def test_domain_given_as_column_equals_domain_given_as_mask(lonely, design):
     pd.testing.assert_series_equal(by_col.bse, by_mask.bse)
     assert by_col.n_fitted == mask.sum()
     assert "domain 'is_female'" in by_col.summary()
+
+
+def test_row_labels_of_the_data_do_not_matter(lonely, design):
+    shuffled_labels = lonely.set_index(pd.Index(np.arange(len(lonely))[::-1] * 3))
+    des = SurveyDesign(shuffled_labels, weight="weight", strata="stratum", psu="psu", nest=True,
+                       lonely_psu="adjust")  # fmt: skip
+    mask = (lonely["age"] >= 40).to_numpy()
+    a = svyglm(f"pain_any ~ {RHS}", design, family="quasibinomial", domain=mask)
+    b = svyglm(f"pain_any ~ {RHS}", des, family="quasibinomial", domain=mask)
+    np.testing.assert_allclose(a.params, b.params)
+    np.testing.assert_allclose(a.bse, b.bse)
 
 
 def test_rows_with_missing_values_are_dropped_and_reported(lonely):
@@ -196,7 +231,7 @@ def test_ordinal_summary_frame_and_probabilities(design):
 def test_wald_test_of_a_contrast_equals_the_contrast_t_squared(design):
     fit = svyglm(f"pain_any ~ {RHS}", design, family="quasibinomial")
     trend = {"C(anxiety)[T.1]": 1, "C(anxiety)[T.2]": 2, "C(anxiety)[T.3]": 3}
-    c = fit.contrast(trend, label="linear trend")
+    c = fit.contrast(trend, label="linear trend", exponentiate=True)
     test = fit.wald_test(contrast=trend)
     assert test.F == pytest.approx(c.t**2)
     assert test.p_value == pytest.approx(c.p_value)
@@ -210,6 +245,22 @@ def test_wald_test_of_a_contrast_equals_the_contrast_t_squared(design):
     L[0, list(fit.params.index).index("age")] = 1
     t_age = (fit.params["age"] - 0.01) / fit.bse["age"]
     assert fit.wald_test(contrast=L, null=[0.01]).F == pytest.approx(t_age**2)
+
+
+def test_linear_trend_is_the_slope_of_the_level_effects(design):
+    fit = svyglm(f"pain_any ~ {RHS}", design, family="quasibinomial")
+    trend = fit.linear_trend("C(anxiety)")
+    effects = np.r_[0.0, fit.params[["C(anxiety)[T.1]", "C(anxiety)[T.2]", "C(anxiety)[T.3]"]]]
+    assert trend.estimate == pytest.approx(np.polyfit(np.arange(4), effects, 1)[0])
+    assert trend.to_frame()["exp_estimate"].iloc[0] == pytest.approx(np.exp(trend.estimate))
+    # doubling the scores halves the slope; the test is unchanged
+    doubled = fit.linear_trend("C(anxiety)", scores=[0, 2, 4, 6])
+    assert doubled.estimate == pytest.approx(trend.estimate / 2)
+    assert doubled.p_value == pytest.approx(trend.p_value)
+    with pytest.raises(SurveyModelError, match="has 4 levels .* got 3 scores"):
+        fit.linear_trend("C(anxiety)", scores=[0, 1, 2])
+    with pytest.raises(SurveyModelError, match="'anxiety' is not a term"):
+        fit.linear_trend("anxiety")
 
 
 def test_logistic_predictions_stay_within_zero_and_one(design):
@@ -232,6 +283,10 @@ def test_bad_input_gives_clear_errors(lonely, design):
         svyglm(f"pain_any ~ {RHS}", design, domain=np.ones(3, dtype=bool))
     with pytest.raises(SurveyModelError, match="expected booleans"):
         svyglm(f"pain_any ~ {RHS}", design, domain=np.ones(len(lonely)))
+    with pytest.raises(SurveyModelError, match="column 'female': expected booleans"):
+        svyglm(f"pain_any ~ {RHS}", design, domain="female")
+    with pytest.raises(SurveyModelError, match="index does not match"):
+        svyglm(f"pain_any ~ {RHS}", design, domain=pd.Series(True, index=lonely.index + 1))
     with pytest.raises(SurveyModelError, match="domain column 'nope' is not in the data"):
         svyglm(f"pain_any ~ {RHS}", design, domain="nope")
     with pytest.raises(SurveyModelError, match="cannot be evaluated.*missing_column"):

@@ -131,17 +131,22 @@ def test_wald_tests_match_regtermtest(key):
 
 
 @pytest.mark.parametrize("key", sorted(k for k in TIGHT if CASES[k].get("contrasts")))
-def test_linear_trend_contrast_matches_svycontrast(key):
+def test_contrasts_and_linear_trend_match_svycontrast(key):
     fit = fitted(key)
-    for ref in CASES[key]["contrasts"].values():
+    for name, ref in CASES[key]["contrasts"].items():
         weights = {py_term(k): v for k, v in ref["weights"].items()}
-        c = fit.contrast(weights, label="linear trend")
-        assert_close(c.estimate, ref["estimate"], "contrast estimate")
-        assert_close(c.std_error, ref["se"], "contrast SE")
+        c = fit.contrast(weights, label=name)
+        assert_close(c.estimate, ref["estimate"], f"{name} estimate")
+        assert_close(c.std_error, ref["se"], f"{name} SE")
         as_f = fit.wald_test(contrast=weights)
         assert as_f.ddf == ref["ddf"]
-        assert_close([as_f.F, c.wald_test().F], [ref["F"]] * 2, "trend F")
-        assert_close([as_f.p_value, c.p_value], [ref["p"]] * 2, "trend p")
+        assert_close([as_f.F, c.wald_test().F], [ref["F"]] * 2, f"{name} F")
+        assert_close([as_f.p_value, c.p_value], [ref["p"]] * 2, f"{name} p")
+    trend = fit.linear_trend("C(anxiety)")  # the slope across levels 0..3
+    ref = CASES[key]["contrasts"]["linear_trend"]
+    assert_close(trend.estimate, ref["estimate"], "trend slope")
+    assert_close(trend.std_error, ref["se"], "trend slope SE")
+    assert_close(trend.p_value, ref["p"], "trend p")
 
 
 @pytest.mark.parametrize(

@@ -141,7 +141,13 @@ anx <- "factor(anxiety) + age + female + bmi"
 # a domain that removes whole strata (three lonely, three not) and some PSUs
 older <- "(stratum <= 2 | stratum > 8) & age >= 65"
 profiles <- data.frame(anxiety = 0:3, age = 50, female = 1, bmi = 28)
-trend <- c("factor(anxiety)1" = 1, "factor(anxiety)2" = 2, "factor(anxiety)3" = 3)
+# contrasts of the anxiety levels 0..3 (the reference level's coefficient is 0):
+# "weighted_sum" is just some linear combination; "linear_trend" is the least-squares slope of
+# the level effects on the scores 0..3: weights (s - 1.5) / 5 for s = 1, 2, 3
+contrasts <- list(
+  weighted_sum = c("factor(anxiety)1" = 1, "factor(anxiety)2" = 2, "factor(anxiety)3" = 3),
+  linear_trend = c("factor(anxiety)1" = -0.1, "factor(anxiety)2" = 0.1, "factor(anxiety)3" = 0.3)
+)
 cases <- list()
 cases$apistrat_gaussian <- glm_case("apistrat", "api00 ~ ell + meals + mobility", gaussian(),
   wald = list("~meals + mobility"),
@@ -163,10 +169,10 @@ cases$nhanes_logistic_default_control <- glm_case("nhanes",
 for (policy in c("adjust", "average", "certainty")) {
   cases[[paste0("lonely_", policy, "_logistic")]] <- glm_case("lonely",
     paste("pain_any ~", anx), quasibinomial(), lonely_psu = policy,
-    wald = list("~factor(anxiety)"), contrasts = list(trend = trend), newdata = profiles)
+    wald = list("~factor(anxiety)"), contrasts = contrasts, newdata = profiles)
   cases[[paste0("lonely_", policy, "_quasipoisson")]] <- glm_case("lonely",
     paste("pain_any ~", anx), quasipoisson(), lonely_psu = policy,
-    wald = list("~factor(anxiety)"), contrasts = list(trend = trend), newdata = profiles)
+    wald = list("~factor(anxiety)"), contrasts = contrasts, newdata = profiles)
   cases[[paste0("lonely_", policy, "_gaussian")]] <- glm_case("lonely",
     paste("tension ~", anx), gaussian(), lonely_psu = policy, wald = list("~factor(anxiety)"))
   cases[[paste0("lonely_", policy, "_trend")]] <- glm_case("lonely",

@@ -31,6 +31,7 @@ from analysis.survey.regression import (
     check_full_rank,
     domain_mask,
     fitted_rows_design,
+    profile_matrix,
     sandwich_covariance,
 )
 
@@ -45,6 +46,12 @@ def _ordered_codes(values: pd.Series, outcome: str) -> tuple[np.ndarray, list]:
         # level. Here empty levels are dropped so that the cut-points are estimable.
         levels = [levels[i] for i in present]
         codes = np.searchsorted(present, codes)
+    elif pd.api.types.is_string_dtype(values.dtype):
+        raise SurveyModelError(
+            f"outcome '{outcome}' is text: make it an ordered categorical (e.g. "
+            f"analysis.schema.categorical_dtype('{outcome}')) so the order of its levels is "
+            "explicit, not alphabetical"
+        )
     else:
         levels = sorted(pd.unique(values.dropna()))
         codes = pd.Categorical(values, categories=levels).codes
@@ -65,69 +72,74 @@ class OrdinalFit:
     iterations: int
 
 
-def _pieces(X, y, w, beta, zeta):
-    """Per-row log-probabilities, scores and the Hessian of −Σ w log P in θ = (β, ζ)."""
+def _pieces(X, y, w, beta, zeta, *, derivatives: bool = True):
+    """Weighted log-likelihood; with ``derivatives``, also the per-row weighted scores
+    (n × (p + q)) and the Hessian of −Σ w log P in θ = (β, ζ).
+
+    Row i has log P_i = log(F(a_i) − F(b_i)) with a_i = u_i·θ, b_i = l_i·θ, where
+    u_i = (−x_i, e_{y_i}) and l_i = (−x_i, e_{y_i − 1}) (the top and bottom levels have no upper
+    or lower cut-point: F = 1 or 0 there). Then ∇ log P = (f(a) u − f(b) l) / P and
+    ∇² log P = (f'(a) u u' − f'(b) l l') / P − ∇ log P ∇ log P'.
+    """
     n, p = X.shape
     q = len(zeta)
     eta = X @ beta
     cut = np.concatenate([[-np.inf], zeta, [np.inf]])
-    a = cut[y + 1] - eta  # upper: ζ_y − η   (y is 0-based)
-    b = cut[y] - eta  # lower: ζ_{y−1} − η
-    Fa, Fb = expit(a), expit(b)
+    Fa = expit(cut[y + 1] - eta)  # upper: ζ_y − η   (y is 0-based)
+    Fb = expit(cut[y] - eta)  # lower: ζ_{y−1} − η
+    prob = Fa - Fb
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loglik = float(w @ np.log(prob))
+    if not derivatives:
+        return loglik, None, None
     fa, fb = Fa * (1 - Fa), Fb * (1 - Fb)
     dfa, dfb = fa * (1 - 2 * Fa), fb * (1 - 2 * Fb)
-    prob = Fa - Fb
-    # the upper term's gradient direction u = (−x, e_y); the lower term's l = (−x, e_{y−1})
-    up_idx = np.where(y < q, y, -1)  # column of ζ_y (none for the top level)
-    lo_idx = np.where(y > 0, y - 1, -1)
-    g_eta = -(fa - fb) / prob
-    S = np.zeros((n, p + q))
-    S[:, :p] = X * g_eta[:, None]
-    rows = np.arange(n)
-    has_up, has_lo = up_idx >= 0, lo_idx >= 0
-    S[rows[has_up], p + up_idx[has_up]] += fa[has_up] / prob[has_up]
-    S[rows[has_lo], p + lo_idx[has_lo]] -= fb[has_lo] / prob[has_lo]
-    # Hessian of log P: (f'(a) u u' − f'(b) l l') / P − s s'
+    levels = np.arange(q)
+    up = y[:, None] == levels  # ζ_k is row i's upper cut-point
+    lo = y[:, None] - 1 == levels  # ζ_k is row i's lower cut-point
+    S = np.empty((n, p + q), order="F")
+    S[:, :p] = X * (-(fa - fb) / prob)[:, None]
+    S[:, p:] = up * (fa / prob)[:, None] - lo * (fb / prob)[:, None]
     ca, cb = w * dfa / prob, w * dfb / prob
-    H = -(S * w[:, None]).T @ S  # − Σ w s s'
-    H[:p, :p] += (X * (ca - cb)[:, None]).T @ X
-    for k in range(q):
-        mu_k = has_up & (up_idx == k)
-        ml_k = has_lo & (lo_idx == k)
-        # cross terms x·e_k: −x f'(a) for the upper, +x f'(b) for the lower
-        cross = -(X[mu_k] * ca[mu_k, None]).sum(axis=0) + (X[ml_k] * cb[ml_k, None]).sum(axis=0)
-        H[:p, p + k] += cross
-        H[p + k, :p] += cross
-        H[p + k, p + k] += ca[mu_k].sum() - cb[ml_k].sum()
-    loglik = float(np.sum(w * np.log(prob)))
-    return loglik, S * w[:, None], -H  # Hessian of the negative log-likelihood
+    C = lo * cb[:, None] - up * ca[:, None]  # the ζ-parts of f'(a) u u' − f'(b) l l', times x
+    Sw = S * w[:, None]
+    H = -(Sw.T @ S)
+    H[:p, :p] += (X.T * (ca - cb)) @ X
+    cross = X.T @ C
+    H[:p, p:] += cross
+    H[p:, :p] += cross.T
+    H[p:, p:] -= np.diag(C.sum(axis=0))
+    return loglik, Sw, -H
 
 
 def fit_proportional_odds(
-    X: np.ndarray, y: np.ndarray, w: np.ndarray, q: int, *, tol: float = 1e-12, max_iter: int = 200
+    X: np.ndarray, y: np.ndarray, w: np.ndarray, q: int, *, tol: float = 1e-8, max_iter: int = 200
 ) -> OrdinalFit:
     """Newton–Raphson with step halving for the weighted proportional-odds likelihood.
 
-    Starts from β = 0 and the weighted marginal cumulative logits; stops when the largest
-    relative Newton step is below ``tol``.
+    Starts from β = 0 and the weighted marginal cumulative logits; a step is halved until
+    the cut-points stay ordered and the likelihood does not fall; stops when the largest
+    relative step is below ``tol`` (quadratic convergence: the remaining error is O(tol²)).
     """
     p = X.shape[1]
+    X = np.asfortranarray(X)
+    y = np.asarray(y, dtype=np.int64)
     cum = np.cumsum(np.bincount(y, weights=w, minlength=q + 1))[:q] / w.sum()
     theta = np.concatenate([np.zeros(p), np.log(cum / (1 - cum))])
     loglik, S, H = _pieces(X, y, w, theta[:p], theta[p:])
     for it in range(1, max_iter + 1):
-        grad = S.sum(axis=0)
-        step = np.linalg.solve(H, grad)
+        step = np.linalg.solve(H, S.sum(axis=0))
         for _ in range(40):
             new = theta + step
             if np.all(np.diff(new[p:]) > 0):
-                ll_new, S_new, H_new = _pieces(X, y, w, new[:p], new[p:])
+                ll_new = _pieces(X, y, w, new[:p], new[p:], derivatives=False)[0]
                 if np.isfinite(ll_new) and ll_new >= loglik - 1e-12 * abs(loglik):
                     break
             step = step / 2
         else:
             raise SurveyModelError("proportional-odds fit: no step improves the likelihood")
-        theta, loglik, S, H = new, ll_new, S_new, H_new
+        theta = new
+        loglik, S, H = _pieces(X, y, w, theta[:p], theta[p:])
         if np.max(np.abs(step) / (np.abs(theta) + 1e-3)) < tol:
             return OrdinalFit(theta[:p], theta[p:], S, H, loglik, it)
     raise SurveyModelError(f"proportional-odds fit did not converge in {max_iter} iterations")
@@ -181,7 +193,7 @@ class SurveyOrdinalResult(DesignBasedFit):
         ``probability``, ``std_error`` and a t interval on the residual df, clipped to [0, 1].
         Verified against R's ``svycontrast`` of the same expressions.
         """
-        Xn = self.spec.get_model_matrix(newdata, na_action="raise")
+        Xn = profile_matrix(self.spec, self.formula, newdata)
         Xn = Xn.drop(columns=["Intercept"], errors="ignore").to_numpy(dtype="float64")
         p = self.n_beta
         beta = self.params.to_numpy()[:p]

@@ -36,7 +36,8 @@ import numpy as np
 import pandas as pd
 import scipy.linalg
 import statsmodels.api as sm
-from formulaic import model_matrix
+from formulaic import Formula, model_matrix
+from formulaic.errors import DataMismatchWarning
 from scipy import stats
 from scipy.special import expit
 
@@ -83,6 +84,8 @@ def domain_mask(design: SurveyDesign, domain) -> np.ndarray:
     if isinstance(values, pd.Series):
         if isinstance(domain, pd.Series) and not values.index.equals(design.data.index):
             raise SurveyModelError("domain mask: its index does not match the design's data")
+        if not pd.api.types.is_bool_dtype(values.dtype):
+            raise SurveyModelError(f"{name}: expected booleans, got dtype {values.dtype}")
         values = values.astype("boolean").fillna(False).to_numpy(dtype=bool)
     else:
         values = np.asarray(values)
@@ -105,10 +108,11 @@ def build_model_frame(
     """
     mask = domain_mask(design, domain)
     data = design.data
-    if not isinstance(data.index, pd.RangeIndex) or data.index.start != 0:
+    if not data.index.equals(pd.RangeIndex(len(data))):  # row labels = positions below
         data = data.reset_index(drop=True)
     sub = data if mask.all() else data.loc[mask]
     try:
+        sub = _strings_as_categories(formula, sub)
         mm = model_matrix(formula, sub, na_action="drop")
     except Exception as exc:  # formulaic raises several exception types; name the formula
         raise SurveyModelError(
@@ -145,6 +149,35 @@ def build_model_frame(
         spec=spec,
         outcome=outcome,
     )
+
+
+def _strings_as_categories(formula: str, data: pd.DataFrame) -> pd.DataFrame:
+    """Text columns (the schema's "string" dtype) used in the formula become categorical.
+
+    formulaic treats object and categorical columns as factors but passes pandas' "string"
+    dtype through as text; as a category (levels sorted, as R's ``factor``) it is a factor.
+    """
+    used = [v for v in Formula(formula).required_variables if v in data.columns]
+    text = {
+        v: data[v].astype("category")
+        for v in used
+        if pd.api.types.is_string_dtype(data[v].dtype)
+        and not isinstance(data[v].dtype, pd.CategoricalDtype)
+    }
+    return data.assign(**text) if text else data
+
+
+def profile_matrix(spec, formula: str, newdata: pd.DataFrame) -> pd.DataFrame:
+    """Design matrix of covariate profiles, encoded as in the fit (same levels, same columns)."""
+    try:
+        with warnings.catch_warnings():  # an unseen level would silently become NaN
+            warnings.simplefilter("error", DataMismatchWarning)
+            data = _strings_as_categories(formula, newdata)
+            return spec.get_model_matrix(data, na_action="raise")
+    except Exception as exc:
+        raise SurveyModelError(
+            f"covariate profiles cannot be encoded for '{formula}': {exc}"
+        ) from None
 
 
 def check_full_rank(X: np.ndarray, columns: list[str], formula: str) -> None:
@@ -580,22 +613,53 @@ class DesignBasedFit:
         chisq = float(diff @ np.linalg.solve(L @ V @ L.T, diff))
         return WaldTestResult(label, chisq, L.shape[0], self.df_resid, cols)
 
-    def contrast(self, weights: dict[str, float], label: str = "contrast") -> ContrastResult:
+    def contrast(
+        self, weights: dict[str, float], label: str = "contrast", *, exponentiate: bool = False
+    ) -> ContrastResult:
         """A linear combination Σ c_j β_j with its design-based SE (R ``svycontrast``).
 
-        A linear trend across the levels of a factor is ``{"C(x)[T.1]": 1, "C(x)[T.2]": 2, ...}``.
+        ``exponentiate``: also report exp(·), meaningful for a difference of two log odds (or
+        log ratios) and for `linear_trend`, not for arbitrary combinations.
         """
         L, _ = self._contrast_matrix(weights)
         est = float(L[0] @ self.params.to_numpy())
         se = float(np.sqrt(L[0] @ self.cov_params.to_numpy() @ L[0]))
-        return ContrastResult(
-            label, est, se, self.df_resid, dict(weights), exp_meaningful=bool(self.exp_label)
+        exp_ok = exponentiate and bool(self.exp_label)
+        return ContrastResult(label, est, se, self.df_resid, dict(weights), exp_meaningful=exp_ok)
+
+    def linear_trend(self, term: str, scores=None, label: str | None = None) -> ContrastResult:
+        """1-df test for a linear trend across the levels of a categorical term.
+
+        The estimate is the least-squares slope of the level effects (reference level = 0)
+        on the level ``scores`` (default 0, 1, …, K−1, one per level, reference first):
+        weights (s_k − s̄)/Σ(s_j − s̄)². If the effects are linear in the score it is the
+        effect of one score step (log odds ratio per level for a logistic model), so exp(·)
+        is reported where the link makes it a ratio. Its t² is the Wald F of the trend.
+        """
+        if term not in self.term_slices:
+            raise SurveyModelError(
+                f"linear_trend: '{term}' is not a term of {self.formula!r}; terms are "
+                f"{list(self.term_slices)}"
+            )
+        cols = list(self.params.index[self.term_slices[term]])
+        k = len(cols) + 1
+        s = np.arange(k, dtype="float64") if scores is None else np.asarray(scores, float)
+        if s.shape != (k,):
+            raise SurveyModelError(
+                f"linear_trend: '{term}' has {k} levels (reference included), got "
+                f"{s.shape[0]} scores"
+            )
+        c = (s - s.mean()) / np.sum((s - s.mean()) ** 2)
+        return self.contrast(
+            dict(zip(cols, c[1:], strict=True)),
+            label or f"linear trend across {term}",
+            exponentiate=True,
         )
 
     # --------------------------------------------------------------- text
     def _design_lines(self) -> list[str]:
         fd = self.fitted_design
-        lines = [f"Design: {self.design.label}: {self.design.info}"]
+        lines = [f"Design ({self.design.label}): {self.design.info}"]
         where = f"domain {self.domain_label}: " if self.domain_label else ""
         dropped = self.n_domain - self.n_fitted
         lines.append(
@@ -607,20 +671,20 @@ class DesignBasedFit:
         return lines
 
     def _table_text(self, level: float = 0.95) -> str:
-        tab = self.to_frame(level)
-        pct = f"{100 * level:g}%"
-        tab = tab.rename(
+        lo, hi = f"[{(1 - level) / 2:g}", f"{(1 + level) / 2:g}]"
+        tab = self.to_frame(level).rename(
             columns={
                 "estimate": "coef",
                 "std_error": "std err",
                 "p_value": "P>|t|",
-                "ci_low": f"[{pct}",
-                "ci_high": "CI]",
-                "exp_estimate": self.exp_label or "exp",
-                "exp_ci_low": f"[{pct}",
-                "exp_ci_high": "CI] ",
+                "ci_low": lo,
+                "ci_high": hi,
+                "exp_estimate": self.exp_label or "exp(coef)",
+                "exp_ci_low": lo,
+                "exp_ci_high": hi,
             }
         )
+        tab.index.name = None
         return tab.to_string(float_format=lambda v: f"{v:.4g}", na_rep="")
 
 
@@ -660,7 +724,7 @@ class SurveyGLMResult(DesignBasedFit):
         """
         if type not in ("response", "link"):
             raise SurveyModelError(f"predict: type must be 'response' or 'link', got {type!r}")
-        X = self.spec.get_model_matrix(newdata, na_action="raise").to_numpy(dtype="float64")
+        X = profile_matrix(self.spec, self.formula, newdata).to_numpy(dtype="float64")
         fam = glm_family(self.family)
         b = self.params.to_numpy()
         V = self.cov_params.to_numpy()
