@@ -348,8 +348,14 @@ class IRLSFit:
 
 
 def weighted_gram(X: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """X' diag(w) X, in one single-threaded pass (see `irls`)."""
-    return np.einsum("ij,i,ik->jk", X, w, X)
+    """X' diag(w) X with single-threaded einsum (see `irls`), one triangle only."""
+    p = X.shape[1]
+    gram = np.empty((p, p))
+    for j in range(p):
+        row = np.einsum("i,ij->j", X[:, j] * w, X[:, j:])
+        gram[j, j:] = row
+        gram[j:, j] = row
+    return gram
 
 
 def irls(
