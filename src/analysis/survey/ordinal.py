@@ -48,7 +48,7 @@ def _ordered_codes(values: pd.Series, outcome: str) -> tuple[np.ndarray, list]:
         # level. Here empty levels are dropped so that the cut-points are estimable.
         levels = [levels[i] for i in present]
         codes = np.searchsorted(present, codes)
-    elif pd.api.types.is_string_dtype(values.dtype):
+    elif pd.api.types.is_string_dtype(values):  # text (object columns are inspected)
         raise SurveyModelError(
             f"outcome '{outcome}' is text: make it an ordered categorical (e.g. "
             f"analysis.schema.categorical_dtype('{outcome}')) so the order of its levels is "
