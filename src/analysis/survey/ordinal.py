@@ -172,8 +172,8 @@ class SurveyOrdinalResult(DesignBasedFit):
     def _exp_rows(self) -> pd.Index:
         return self.params.index[: self.n_beta]
 
-    def summary(self, level: float = 0.95) -> str:
-        head = [
+    def _header(self, level: float) -> list[str]:
+        return [
             "Design-based proportional-odds model (R survey::svyolr equivalent), logit link",
             f"Formula: {self.formula}    levels: {' < '.join(str(v) for v in self.levels)}",
             "Model: logit P(Y <= k) = zeta_k - x'beta (beta > 0: towards higher levels; "
@@ -182,11 +182,6 @@ class SurveyOrdinalResult(DesignBasedFit):
             "Standard errors: Taylor linearisation (sandwich); t tests and "
             f"{100 * level:g}% CIs on the residual df (design df - number of betas).",
         ]
-        rule = "=" * 78
-        return "\n".join([*head, rule, self._table_text(level), rule])
-
-    def __str__(self) -> str:
-        return self.summary()
 
     def predict_proba(self, newdata: pd.DataFrame, *, level: float = 0.95) -> pd.DataFrame:
         """Probability of each outcome level at covariate profiles, with delta-method SEs.

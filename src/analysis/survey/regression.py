@@ -686,6 +686,17 @@ class DesignBasedFit:
         )
 
     # --------------------------------------------------------------- text
+    def _header(self, level: float) -> list[str]:
+        raise NotImplementedError
+
+    def summary(self, level: float = 0.95) -> str:
+        """The model, the design and the coefficient table, as text."""
+        rule = "=" * 78
+        return "\n".join([*self._header(level), rule, self._table_text(level), rule])
+
+    def __str__(self) -> str:
+        return self.summary()
+
     def _design_lines(self) -> list[str]:
         fd = self.fitted_design
         lines = [f"Design ({self.design.label}): {self.design.info}"]
@@ -728,19 +739,14 @@ class SurveyGLMResult(DesignBasedFit):
     model_based_cov: pd.DataFrame | None = None  # A⁻¹ (R's naive.cov; for design effects)
     spec: object = field(default=None, repr=False)
 
-    def summary(self, level: float = 0.95) -> str:
-        head = [
+    def _header(self, level: float) -> list[str]:
+        return [
             "Design-based GLM (R survey::svyglm equivalent)",
             f"Formula: {self.formula}    family: {self.family}, link: {self.link}",
             *self._design_lines(),
             "Standard errors: Taylor linearisation (sandwich); t tests and "
             f"{100 * level:g}% CIs on the residual df.",
         ]
-        rule = "=" * 78
-        return "\n".join([*head, rule, self._table_text(level), rule])
-
-    def __str__(self) -> str:
-        return self.summary()
 
     def predict(
         self, newdata: pd.DataFrame, *, type: str = "response", level: float = 0.95
