@@ -7,7 +7,8 @@ The model, in R's (``MASS::polr``) convention, for an outcome with ordered level
 so a positive β moves people towards the higher levels; exp(β) is the common odds ratio of
 being above any cut-point. statsmodels' ``OrderedModel`` uses the same sign convention but
 has no sampling weights, so the weighted log-likelihood Σ w_i log P(Y = y_i | x_i) is
-maximised here by Newton's method with its analytic gradient and Hessian. The design-based
+maximised here by Newton's method with its analytic gradient and Hessian (n-row products in
+single-threaded ``einsum``, as in `analysis.survey.regression.irls`). The design-based
 covariance is R's: the per-row scores times the inverse Hessian, through
 `SurveyDesign.total_covariance` (R: ``svyrecvar(gmini %*% solve(H))``), with the
 residual df R's ``svyolr`` reports: ``degf(design) − length(β)``.
@@ -33,6 +34,7 @@ from analysis.survey.regression import (
     fitted_rows_design,
     profile_matrix,
     sandwich_covariance,
+    weighted_gram,
 )
 
 
@@ -46,7 +48,7 @@ def _ordered_codes(values: pd.Series, outcome: str) -> tuple[np.ndarray, list]:
         # level. Here empty levels are dropped so that the cut-points are estimable.
         levels = [levels[i] for i in present]
         codes = np.searchsorted(present, codes)
-    elif pd.api.types.is_string_dtype(values.dtype):
+    elif pd.api.types.is_string_dtype(values):  # text (object columns are inspected)
         raise SurveyModelError(
             f"outcome '{outcome}' is text: make it an ordered categorical (e.g. "
             f"analysis.schema.categorical_dtype('{outcome}')) so the order of its levels is "
@@ -83,13 +85,13 @@ def _pieces(X, y, w, beta, zeta, *, derivatives: bool = True):
     """
     n, p = X.shape
     q = len(zeta)
-    eta = X @ beta
+    eta = np.einsum("ij,j->i", X, beta)
     cut = np.concatenate([[-np.inf], zeta, [np.inf]])
     Fa = expit(cut[y + 1] - eta)  # upper: ζ_y − η   (y is 0-based)
     Fb = expit(cut[y] - eta)  # lower: ζ_{y−1} − η
     prob = Fa - Fb
     with np.errstate(divide="ignore", invalid="ignore"):
-        loglik = float(w @ np.log(prob))
+        loglik = float(np.einsum("i,i->", w, np.log(prob)))
     if not derivatives:
         return loglik, None, None
     fa, fb = Fa * (1 - Fa), Fb * (1 - Fb)
@@ -103,9 +105,9 @@ def _pieces(X, y, w, beta, zeta, *, derivatives: bool = True):
     ca, cb = w * dfa / prob, w * dfb / prob
     C = lo * cb[:, None] - up * ca[:, None]  # the ζ-parts of f'(a) u u' − f'(b) l l', times x
     Sw = S * w[:, None]
-    H = -(Sw.T @ S)
-    H[:p, :p] += (X.T * (ca - cb)) @ X
-    cross = X.T @ C
+    H = -np.einsum("ij,ik->jk", Sw, S)
+    H[:p, :p] += weighted_gram(X, ca - cb)
+    cross = np.einsum("ij,ik->jk", X, C)
     H[:p, p:] += cross
     H[p:, :p] += cross.T
     H[p:, p:] -= np.diag(C.sum(axis=0))
@@ -170,8 +172,8 @@ class SurveyOrdinalResult(DesignBasedFit):
     def _exp_rows(self) -> pd.Index:
         return self.params.index[: self.n_beta]
 
-    def summary(self, level: float = 0.95) -> str:
-        head = [
+    def _header(self, level: float) -> list[str]:
+        return [
             "Design-based proportional-odds model (R survey::svyolr equivalent), logit link",
             f"Formula: {self.formula}    levels: {' < '.join(str(v) for v in self.levels)}",
             "Model: logit P(Y <= k) = zeta_k - x'beta (beta > 0: towards higher levels; "
@@ -180,11 +182,6 @@ class SurveyOrdinalResult(DesignBasedFit):
             "Standard errors: Taylor linearisation (sandwich); t tests and "
             f"{100 * level:g}% CIs on the residual df (design df - number of betas).",
         ]
-        rule = "=" * 78
-        return "\n".join([*head, rule, self._table_text(level), rule])
-
-    def __str__(self) -> str:
-        return self.summary()
 
     def predict_proba(self, newdata: pd.DataFrame, *, level: float = 0.95) -> pd.DataFrame:
         """Probability of each outcome level at covariate profiles, with delta-method SEs.
@@ -263,7 +260,7 @@ def svyolr(
     h_inv = np.linalg.inv(fit.hessian)
     h_inv = (h_inv + h_inv.T) / 2
     sub = fitted_rows_design(design, frame.rows)
-    cov = sandwich_covariance(design, frame.rows, fit.scores @ h_inv, sub)
+    cov = sandwich_covariance(design, frame.rows, fit.scores, h_inv, sub)
     zeta_names = [f"{levels[k]}|{levels[k + 1]}" for k in range(q)]
     all_names = names + zeta_names
     shift = {t: slice(s.start - 1, s.stop - 1) for t, s in frame.term_slices.items() if t != "1"}
