@@ -331,3 +331,36 @@ def test_cli_help_explains_with_an_example():
     assert "painanx data synth --n" in result.output
     for option in ("--n", "--seed", "--scenario", "--set", "--out"):
         assert option in result.output
+
+
+def test_truth_cache_computes_once_when_asked_concurrently(tmp_path, monkeypatch):
+    """Notebooks run in parallel: a second caller waits for the first instead of recomputing."""
+    import threading
+    import time
+
+    monkeypatch.setenv("PAINANX_CACHE", str(tmp_path))
+    real_compute = synth_truth._compute
+    calls = []
+
+    def slow_compute(*args, **kwargs):
+        calls.append(threading.get_ident())
+        time.sleep(0.3)  # long enough for the other thread to arrive while this one computes
+        return real_compute(*args, **kwargs)
+
+    monkeypatch.setattr(synth_truth, "_compute", slow_compute)
+    model = synth._model("null")
+    results = []
+
+    def ask():
+        results.append(
+            synth_truth.true_estimands(model, n_population=20_000, seed=5, progress=False)
+        )
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    assert len(results) == 2 and results[0].to_json() == results[1].to_json()
+    assert len(list(tmp_path.glob("truth-*.json"))) == 1

@@ -25,6 +25,7 @@ Synthetic data validate the pipeline; they are never evidence.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import math
@@ -205,17 +206,31 @@ def true_estimands(
         model.params, extra={"n": n_population, "seed": seed, "code": _code_hash()}
     )
     path = synth.cache_dir() / f"truth-{key}.json"
-    if use_cache and path.is_file():
+    if not use_cache:
+        return _compute(model, n_population, seed, progress=progress)
+    # One process computes a missing entry; others (notebooks run in parallel) wait for it
+    # on the lock instead of repeating several seconds of simulation.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            cached = TrueEstimands.from_dict(json.loads(path.read_text()))
-            cached.scenario = model.scenario
-            return cached
-        except (ValueError, KeyError):
-            pass  # unreadable cache entry: recompute
-    truth = _compute(model, n_population, seed, progress=progress)
-    if use_cache:
-        write_text_atomic(path, truth.to_json())
-    return truth
+            cached = _read_cached(path)
+            if cached is None:
+                cached = _compute(model, n_population, seed, progress=progress)
+                write_text_atomic(path, cached.to_json())
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    cached.scenario = model.scenario
+    return cached
+
+
+def _read_cached(path: Path) -> TrueEstimands | None:
+    if not path.is_file():
+        return None
+    try:
+        return TrueEstimands.from_dict(json.loads(path.read_text()))
+    except (ValueError, KeyError):
+        return None  # unreadable cache entry: recompute
 
 
 # ------------------------------------------------------------------- computation --
