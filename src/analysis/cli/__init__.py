@@ -12,8 +12,13 @@ app = typer.Typer(
         "painanx checks the claims of the article 'Xanax for Back Pain' against survey data "
         "and published evidence.\n\n"
         "Typical use:\n\n"
-        "  painanx data synth            make the synthetic survey world (validation only)\n\n"
-        "  painanx run                   build reports/ from the default sources"
+        "\b\n"
+        "  painanx run                             build reports/ (synthetic + HELP + published)\n"
+        "  painanx data synth --n 30000            draw a synthetic sample (validation only)\n"
+        "  painanx data fetch nhis --years 2019    download an NHIS adult file (checksummed)\n"
+        "  painanx data prepare nhis --years 2019  recode it into the tidy schema\n"
+        "  painanx claims                          re-judge the claims from the findings\n\n"
+        "Each command has its own --help. Open reports/index.html to read the results."
     ),
     no_args_is_help=True,
     add_completion=False,
