@@ -39,7 +39,7 @@ BETA = {  # log odds ratios of the pain model
     "male": -0.2,
     "obese": 0.4,
     "overweight": 0.15,
-    "phq8_ge10": 0.5,
+    "phq8_per_point": 0.04,
     "inactive": 0.3,
     "insufficient": 0.1,
 }
@@ -98,7 +98,7 @@ def simulate_pain_world(
     n: int,
     seed: int,
     anxiety_effect: float = BETA["gad7_step"],
-    depression_effect: float = BETA["phq8_ge10"],
+    depression_effect: float = BETA["phq8_per_point"],
 ) -> pd.DataFrame:
     """Proportional-odds back pain on GAD-7 step and covariates; anxiety clustered by PSU."""
     rng = np.random.default_rng(seed)
@@ -121,7 +121,7 @@ def simulate_pain_world(
         + BETA["male"] * male
         + BETA["obese"] * (bmi >= 30)
         + BETA["overweight"] * ((bmi >= 25) & (bmi < 30))
-        + depression_effect * dep
+        + depression_effect * phq
         + BETA["inactive"] * (act == 0)
         + BETA["insufficient"] * (act == 1)
     )
@@ -236,13 +236,21 @@ def test_comorbidity_figure(c1_world):
 # ----------------------------------------------------------------------------- C3 / C7
 
 
+def est_or(result, name: str) -> float:
+    return result.estimates[name].estimate
+
+
 def test_logistic_and_ordinal_recover_coefficients(pain_result):
     r = pain_result
     b = r.logistic.params
     se = r.logistic.bse
     for lv, k in (("mild", 1), ("moderate", 2), ("severe", 3)):
         _within(b[f"gad7[T.{lv}]"], se[f"gad7[T.{lv}]"], k * BETA["gad7_step"])
-    _within(b["phq8_ge10"], se["phq8_ge10"], BETA["phq8_ge10"])
+    _within(b["phq8_score"], se["phq8_score"], BETA["phq8_per_point"])
+    # the depression model swaps the score for PHQ-8 >= 10: positive with a per-point effect
+    dep = r.logistic_depression
+    assert "phq8_score" not in dep.params.index and dep.params["phq8_ge10"] > 0
+    assert est_or(r, "phq8_moderate_plus") > 1
     _within(b["bmi_group[T.obese]"], se["bmi_group[T.obese]"], BETA["obese"])
     _within(b["activity[T.inactive]"], se["activity[T.inactive]"], BETA["inactive"])
     _within(b["age"], se["age"], BETA["age10"] / 10)
@@ -273,7 +281,7 @@ def test_predicted_probabilities_increase_and_match_truth(pain_world, pain_resul
         + BETA["male"] * (d["sex"] == "male").to_numpy(bool)
         + BETA["obese"] * (d["bmi"] >= 30)
         + BETA["overweight"] * ((d["bmi"] >= 25) & (d["bmi"] < 30))
-        + BETA["phq8_ge10"] * (d["phq8_score"].astype(float) >= 10)
+        + BETA["phq8_per_point"] * d["phq8_score"].astype(float)
         + BETA["inactive"] * (d["physical_activity"] == "inactive").to_numpy(bool)
         + BETA["insufficient"] * (d["physical_activity"] == "insufficiently active").to_numpy(bool)
     ).to_numpy(float)

@@ -8,8 +8,8 @@ PSU stays in the variance (R ``svyby`` / ``subset(design)`` semantics).
   weekly among adults with vs without chronic back pain; prevalence ratios with a
   delta-method CI on the log scale and an E-value.
 * `anxiety_and_pain` (C3, C7): design-based logistic models (quasibinomial ``svyglm``) of any
-  back pain on the GAD-7 category adjusted for age, sex, BMI group, depression (PHQ-8 >= 10)
-  and physical activity; the dose-response Wald test over the anxiety levels and the 1-df
+  back pain on the GAD-7 category adjusted for age, sex, BMI group, depression (PHQ-8 score)
+  and physical activity (PHQ-8 >= 10 in place of the score for the depression OR); the dose-response Wald test over the anxiety levels and the 1-df
   trend (odds ratio per category step); the proportional-odds model (``svyolr``) of the four
   severity levels; standardised predicted probabilities by GAD-7 category; E-values.
 
@@ -469,7 +469,8 @@ def prepare_model_columns(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str], di
             out[term] = _categorical(lab, [g["label"] for g in spec["bmi_groups"]])
         elif name == "depression":
             s = _float(out[col])
-            out[term] = (s >= spec["depression_at_least"]).astype("float64").where(s.notna())
+            out[term] = s
+            out["phq8_ge10"] = (s >= spec["depression_at_least"]).astype("float64").where(s.notna())
         elif name == "activity":
             levels = ["inactive", "insufficiently active", "active"]
             out[term] = _categorical(out[col], levels, cov["reference"])
@@ -546,6 +547,7 @@ class AnxietyPainResult:
     logistic: SurveyGLMResult | None = None  # GAD-7 category (4 levels)
     logistic_collapsed: SurveyGLMResult | None = None  # none / mild / moderate+
     logistic_trend: SurveyGLMResult | None = None  # GAD-7 step 0..3
+    logistic_depression: SurveyGLMResult | None = None  # PHQ-8 >= 10 in place of the score
     ordinal: SurveyOrdinalResult | None = None
     ordinal_trend: SurveyOrdinalResult | None = None
     dose_response: WaldTestResult | None = None  # logistic, 3 df
@@ -750,8 +752,10 @@ def anxiety_and_pain(
     * trend (registry: ordinal-model trend): ``svyolr`` of the 4 severity levels with the
       GAD-7 step (0..3) as a number; exp(beta) = cumulative odds ratio per step. The
       logistic per-step OR is reported beside it (``trend_logistic``);
-    * ``obesity`` (BMI >= 30 vs 18.5-25), ``inactive`` (vs active), ``phq8_moderate_plus``
-      from the 4-level logistic model.
+    * ``obesity`` (BMI >= 30 vs 18.5-25), ``inactive`` (vs active) from the 4-level logistic
+      model; ``phq8_moderate_plus`` from the same model with PHQ-8 >= 10 in place of the
+      PHQ-8 score (depression enters the other models as the score, per point: a >= 10
+      indicator leaves residual confounding, see ``associations.yaml``).
 
     An absent covariate is left out (each finding says so); an absent outcome leaves
     everything unestimated; an absent GAD-7 leaves C3 unestimated but C7 is still fitted.
@@ -784,11 +788,17 @@ def anxiety_and_pain(
         )
 
     if "depression" not in absent:
+        dep_term = spec["covariates"]["depression"]["term"]
+        swapped = ["phq8_ge10" if t == dep_term else t for t in used]
+        dep_rhs = " + ".join((["gad7"] if has_gad else []) + swapped)
+        res.logistic_depression = svyglm(
+            f"back_pain_any ~ {dep_rhs}", design, family="quasibinomial"
+        )
         res.estimates["phq8_moderate_plus"] = ratio(
             "phq8_moderate_plus",
             "Any back pain: PHQ-8 >= 10 vs < 10 (adjusted OR)",
             "logistic",
-            fit,
+            res.logistic_depression,
             "phq8_ge10",
         )
     if "bmi" not in absent and "obese" in df["bmi_group"].cat.categories:

@@ -769,12 +769,20 @@ def _evalue_for(f: Finding | None) -> dict | None:
     return d
 
 
-def evaluate_claim(claim: Claim, findings: Sequence[Finding], reg: Registry) -> Verdict:
+def evaluate_claim(
+    claim: Claim, findings: Sequence[Finding], reg: Registry, *, as_evidence: bool = False
+) -> Verdict:
+    """One claim's verdict. ``as_evidence`` judges synthetic findings as if they were
+    evidence: only for validating the rule (what it says in a world of known truth)."""
     keys = claim.keys()
     rel = [f for f in findings if f.estimand in keys]
-    ev = [f for f in rel if f.is_evidence and f.measured]
-    unmeasured = [f for f in rel if f.is_evidence and not f.measured]
-    synthetic = [f for f in rel if not f.is_evidence]
+
+    def counts(f: Finding) -> bool:
+        return as_evidence or f.is_evidence
+
+    ev = [f for f in rel if counts(f) and f.measured]
+    unmeasured = [f for f in rel if counts(f) and not f.measured]
+    synthetic = [] if as_evidence else [f for f in rel if not f.is_evidence]
     order = claim.sources
     results = []
     for check in claim.checks:
@@ -843,6 +851,19 @@ def evaluate_claims(findings: Iterable[Finding], registry: Registry | None = Non
     fs = list(findings)
     _check_measures(fs, reg)
     return VerdictList(evaluate_claim(c, fs, reg) for c in reg.claims)
+
+
+def rule_verdict(
+    claim_id: str, findings: Iterable[Finding], registry: Registry | None = None
+) -> str:
+    """The verdict claim ``claim_id``'s fixed rule gives these findings, counting synthetic
+    ones as if they were evidence. For validation only (simulation, truth-recovery tests):
+    does the rule say "supported" in a world where the claim is false?"""
+    reg = registry or load_registry()
+    claim = next((c for c in reg.claims if c.id == claim_id), None)
+    if claim is None:
+        raise KeyError(f"claim {claim_id!r} is not in the registry ({[c.id for c in reg.claims]})")
+    return evaluate_claim(claim, list(findings), reg, as_evidence=True).verdict
 
 
 def collect_findings(reports_dir: str | Path) -> list[Finding]:

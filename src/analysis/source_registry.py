@@ -184,7 +184,11 @@ def load(
         kwargs[arg] = spec.parameters.get(arg) if value is None else value
     result = _import_loader(spec)(**kwargs)
     attribute = spec.loader.get("result_attribute")
-    return getattr(result, attribute) if attribute else result
+    frame = getattr(result, attribute) if attribute else result
+    truth = spec.loader.get("truth_attribute")
+    if truth:  # a world with known truth (synthetic): notebooks set estimates against it
+        frame.attrs["truth"] = dict(getattr(result, truth))
+    return frame
 
 
 def prepare_output_dir(output_dir: str | os.PathLike[str]) -> Path:

@@ -29,6 +29,7 @@ import fcntl
 import hashlib
 import json
 import math
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,14 +171,23 @@ class TrueEstimands:
 
 
 def definition_of(key: str) -> str:
-    """The documented definition of a truth key (from ``truth_definitions`` in the YAML)."""
+    """The documented definition of a truth key (from ``truth_definitions`` in the YAML).
+
+    Patterns hold one ``*``; the most specific matching pattern (longest fixed text) wins,
+    and its ``*`` in the text is replaced by what the key has there.
+    """
     defs = synth.load_spec()["truth_definitions"]
     if key in defs:
         return defs[key]
+    best: tuple[int, str] | None = None
     for pattern, text in defs.items():
-        if "*" in pattern and key.startswith(pattern.split("*")[0]):
-            return text.replace("*", key[len(pattern.split("*")[0]) :])
-    return ""
+        if "*" not in pattern:
+            continue
+        head, _, tail = pattern.partition("*")
+        m = re.fullmatch(re.escape(head) + "(.+)" + re.escape(tail), key)
+        if m and (best is None or len(head) + len(tail) > best[0]):
+            best = (len(head) + len(tail), text.replace("*", m.group(1)))
+    return "" if best is None else best[1]
 
 
 # --------------------------------------------------------------------------- cache --
@@ -203,7 +213,8 @@ def true_estimands(
     n_population = int(n_population or comp["truth_population_size"])
     seed = int(comp["truth_seed"] if seed is None else seed)
     key = synth.params_hash(
-        model.params, extra={"n": n_population, "seed": seed, "code": _code_hash()}
+        model.params,
+        extra={"n": n_population, "seed": seed, "code": _code_hash(), "model": _notebook_spec()},
     )
     path = synth.cache_dir() / f"truth-{key}.json"
     if not use_cache:
@@ -340,16 +351,17 @@ def _cell_design() -> np.ndarray:
 class _Cells:
     """Per-cell sums: count, outcome probability sums and cross-products."""
 
-    def __init__(self) -> None:
-        self.n = np.zeros(N_CELLS)
-        self.y = np.zeros(N_CELLS)  # sum of P(any back pain)
-        self.yy = np.zeros(N_CELLS)  # sum of its square
-        self.P = np.zeros((N_CELLS, 4))  # sum of P(severity = j)
-        self.PP = np.zeros((N_CELLS, 4, 4))  # sum of P_i P_i'
+    def __init__(self, n_cells: int = N_CELLS) -> None:
+        self.n_cells = n_cells
+        self.n = np.zeros(n_cells)
+        self.y = np.zeros(n_cells)  # sum of P(any back pain)
+        self.yy = np.zeros(n_cells)  # sum of its square
+        self.P = np.zeros((n_cells, 4))  # sum of P(severity = j)
+        self.PP = np.zeros((n_cells, 4, 4))  # sum of P_i P_i'
 
     def add(self, code: np.ndarray, y: np.ndarray, P: np.ndarray) -> None:
         def total(w: np.ndarray | None = None) -> np.ndarray:
-            return np.bincount(code, weights=w, minlength=N_CELLS)
+            return np.bincount(code, weights=w, minlength=self.n_cells)
 
         self.n += total()
         self.y += total(y)
@@ -376,6 +388,8 @@ def _compute(model: Any, n_population: int, seed: int, *, progress: bool) -> Tru
         )
 
     cells = _Cells()
+    nb = _notebook_spec()
+    nb_cells = _Cells(N_NB_CELLS)
     contrasts: dict[str, list[float]] = {}
 
     def contrast(name: str, values: np.ndarray) -> None:
@@ -458,6 +472,19 @@ def _compute(model: Any, n_population: int, seed: int, *, progress: bool) -> Tru
         contrast("benzodiazepine_effect_rd", special.expit(eta0 + beta_b) - special.expit(eta0))
 
         cells.add(_cell_codes(d), any_pain, sev)
+        nb_cells.add(_nb_cell_codes(d, nb), any_pain, sev)
+
+        # C1 as notebook 02 defines it: chronic pain together with back pain
+        chronic_back = (sev[:, 1:] * chronic_by_level[:, 1:]).sum(axis=1)
+        scale = p["anxiety_frequency_noise_scale"]
+        weekly = special.expit((d["theta"] - model.derived["frequency_cuts"][2]) / scale)
+        for name, x in (("gad7_ge10", ge10), ("anxiety_weekly_plus", weekly)):
+            ratio(f"prevalence_{name}_among_chronic_back_pain", x * chronic_back, chronic_back)
+            ratio(
+                f"prevalence_{name}_among_no_chronic_back_pain",
+                x * (1 - chronic_back),
+                1 - chronic_back,
+            )
 
     values: dict[str, float] = {}
     mc: dict[str, float] = {}
@@ -491,6 +518,17 @@ def _compute(model: Any, n_population: int, seed: int, *, progress: bool) -> Tru
             + (1 - r0.value) / (REFERENCE_N * r0.denominator * r0.value)
         )
         ref[key] = values[key] * log_ref
+
+    for name in ("gad7_ge10", "anxiety_weekly_plus"):
+        r1 = ratios[f"prevalence_{name}_among_chronic_back_pain"]
+        r0 = ratios[f"prevalence_{name}_among_no_chronic_back_pain"]
+        key = f"prevalence_ratio_{name}_chronic_back_pain"
+        values[key] = r1.value / r0.value
+        mc[key] = values[key] * math.hypot(r1.mc_se / r1.value, r0.mc_se / r0.value)
+        ref[key] = values[key] * math.sqrt(
+            (1 - r1.value) / (REFERENCE_N * r1.denominator * r1.value)
+            + (1 - r0.value) / (REFERENCE_N * r0.denominator * r0.value)
+        )
 
     # crude (unadjusted) census odds ratio of back pain for benzodiazepine use
     c = {
@@ -547,6 +585,7 @@ def _compute(model: Any, n_population: int, seed: int, *, progress: bool) -> Tru
 
     _logistic_truths(cells, values, mc, ref)
     _ordinal_truths(cells, values, mc, ref)
+    _notebook_truths(nb_cells, nb, values, mc, ref)
     ordered = {k: values[k] for k in sorted(values)}
     return TrueEstimands(
         values=ordered,
@@ -563,11 +602,11 @@ def _age_key(label: str) -> str:
     return label.replace("-", "_").replace("+", "_plus")
 
 
-def _logistic_truths(cells: _Cells, values: dict, mc: dict, ref: dict) -> None:
-    """Census logistic regression of any back pain, fitted to the cell sums."""
+def _census_logistic(cells: _Cells, exog: np.ndarray):
+    """Census logistic fit to cell sums: (beta, Monte-Carlo SE, reference SE at n=30,000)."""
     keep = cells.n > 0
     n_c, y_c, yy_c = cells.n[keep], cells.y[keep], cells.yy[keep]
-    exog = np.column_stack([np.ones(n_c.shape[0]), _cell_design()[keep]])
+    exog = exog[keep]
     fit = sm.GLM(y_c / n_c, exog, family=sm.families.Binomial(), var_weights=n_c).fit(
         tol=1e-13, maxiter=100
     )
@@ -581,6 +620,13 @@ def _logistic_truths(cells: _Cells, values: dict, mc: dict, ref: dict) -> None:
     meat_ref = (exog * (y_c - yy_c + resid2)[:, None]).T @ exog / n  # 0/1 outcome instead
     se_mc = np.sqrt(np.diag(bread @ meat_mc @ bread) / n)
     se_ref = np.sqrt(np.diag(bread @ meat_ref @ bread) / REFERENCE_N)
+    return beta, se_mc, se_ref
+
+
+def _logistic_truths(cells: _Cells, values: dict, mc: dict, ref: dict) -> None:
+    """Census logistic regression of any back pain, fitted to the cell sums."""
+    exog = np.column_stack([np.ones(N_CELLS), _cell_design()])
+    beta, se_mc, se_ref = _census_logistic(cells, exog)
     for i, term in enumerate(TERMS, start=1):
         key = f"or_back_pain_any_{term}"
         values[key] = float(math.exp(beta[i]))
@@ -607,6 +653,12 @@ def _po_terms(X: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return pi, grad
 
 
+def _weighted_cross(w: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """sum_nj w_nj g_nj g_nj' for w (n, J) and grad (n, J, p), as one matrix product."""
+    g = grad.reshape(-1, grad.shape[2])
+    return (g * w.reshape(-1, 1)).T @ g
+
+
 def fit_proportional_odds(
     X: np.ndarray,
     counts: np.ndarray,
@@ -628,8 +680,8 @@ def fit_proportional_odds(
     theta = np.concatenate([np.zeros(k), special.logit(np.clip(cum, 1e-9, 1 - 1e-9))])
     for _ in range(max_iter):
         pi, grad = _po_terms(X, theta)
-        score = np.einsum("nj,njp->p", counts, grad)
-        info = np.einsum("nj,njp,njq->pq", size[:, None] * pi, grad, grad)
+        score = counts.ravel() @ grad.reshape(-1, grad.shape[2])
+        info = _weighted_cross(size[:, None] * pi, grad)
         step = np.linalg.solve(info, score)
         while np.any(np.diff((theta + step)[k:]) <= 0):  # keep the cut-points ordered
             step /= 2
@@ -639,22 +691,138 @@ def fit_proportional_odds(
     raise RuntimeError("proportional-odds fit did not converge")
 
 
-def _ordinal_truths(cells: _Cells, values: dict, mc: dict, ref: dict) -> None:
-    """Census proportional-odds regression of back-pain severity, fitted to the cell sums."""
+def _census_po(cells: _Cells, X: np.ndarray):
+    """Census proportional-odds fit to cell sums: (theta, MC SE, reference SE at n=30,000)."""
     keep = cells.n > 0
-    X = _cell_design()[keep]
+    X = X[keep]
     n_c, P_c, PP_c = cells.n[keep], cells.P[keep], cells.PP[keep]
     theta = fit_proportional_odds(X, P_c)
     pi, grad = _po_terms(X, theta)
     n = n_c.sum()
-    bread = np.linalg.inv(np.einsum("nj,njp,njq->pq", n_c[:, None] * pi, grad, grad) / n)
+    bread = np.linalg.inv(_weighted_cross(n_c[:, None] * pi, grad) / n)
     # per-person score s_i = sum_j P_ij g_cj, so sum_i s_i s_i' = G_c' (sum_i P_i P_i') G_c
-    meat_mc = np.einsum("njp,njk,nkq->pq", grad, PP_c, grad) / n
-    meat_ref = np.einsum("nj,njp,njq->pq", P_c, grad, grad) / n  # 0/1 outcome instead
+    pp_grad = np.matmul(PP_c, grad)  # (n, 4, p): sum_k PP_jk g_kq
+    meat_mc = grad.reshape(-1, grad.shape[2]).T @ pp_grad.reshape(-1, grad.shape[2]) / n
+    meat_ref = _weighted_cross(P_c, grad) / n  # 0/1 outcome instead
     se_mc = np.sqrt(np.diag(bread @ meat_mc @ bread) / n)
     se_ref = np.sqrt(np.diag(bread @ meat_ref @ bread) / REFERENCE_N)
+    return theta, se_mc, se_ref
+
+
+def _ordinal_truths(cells: _Cells, values: dict, mc: dict, ref: dict) -> None:
+    """Census proportional-odds regression of back-pain severity, fitted to the cell sums."""
+    theta, se_mc, se_ref = _census_po(cells, _cell_design())
     for i, term in enumerate(TERMS):
         key = f"po_or_back_pain_{term}"
         values[key] = float(math.exp(theta[i]))
         mc[key] = values[key] * float(se_mc[i])
         ref[key] = values[key] * float(se_ref[i])
+
+
+# ------------------------------------------------------- notebook 03 model truths --
+# Notebook 03 (analysis.associations.anxiety_and_pain) adjusts for age in years, sex, BMI
+# group, depression (PHQ-8 score; PHQ-8 >= 10 in the depression model) and activity: its
+# regressors are discrete too (integer ages 18-85), so its census fits are again fits to
+# cell sums, over these cells.
+_AGE_MIN, _AGE_MAX = 18, 85
+# GAD-7 category, BMI group, activity, age, male, PHQ-8 score
+_NB_SHAPE = (4, 4, 3, _AGE_MAX - _AGE_MIN + 1, 2, 25)
+N_NB_CELLS = int(np.prod(_NB_SHAPE))
+
+
+def _notebook_spec() -> dict:
+    """The parts of ``associations.yaml`` that define notebook 03's model (and C1's cut)."""
+    from analysis import associations  # late: associations imports the survey machinery
+
+    spec = associations.load_spec()["anxiety_pain"]
+    return {
+        "bmi_groups": [[g["label"], float(g["low"]), float(g["high"])] for g in spec["bmi_groups"]],
+        "depression_at_least": float(spec["depression_at_least"]),
+        "depression_term": spec["covariates"]["depression"]["term"],
+    }
+
+
+def _nb_cell_codes(d: dict[str, np.ndarray], nb: dict) -> np.ndarray:
+    bmi_group = np.full(d["bmi"].shape[0], -1, dtype=np.int64)
+    for i, (_, low, high) in enumerate(nb["bmi_groups"]):
+        bmi_group[(d["bmi"] >= low) & (d["bmi"] < high)] = i
+    if (bmi_group < 0).any():
+        raise ValueError("associations.yaml: bmi_groups do not cover every BMI of the world")
+    return np.ravel_multi_index(
+        (
+            d["gad7_cat"],
+            bmi_group,
+            d["activity"],
+            d["age"].astype(np.int64) - _AGE_MIN,
+            (~d["female"]).astype(np.int8),
+            d["phq8"],
+        ),
+        _NB_SHAPE,
+    )
+
+
+def _nb_design(
+    nb: dict, exposure: str, gad7_set: int | None = None, depression: str = "phq8_score"
+) -> tuple[np.ndarray, list]:
+    """Regressors of notebook 03's model for every cell (no intercept), and their names.
+
+    ``exposure``: "four" (GAD-7 category, none ref.), "collapsed" (none/mild/moderate+) or
+    "step" (0-3 as a number). ``gad7_set`` fixes every cell's category (standardisation).
+    ``depression``: the term nb['depression'] names for the model ("phq8_score" per point,
+    or "phq8_ge10" for the depression model).
+    """
+    gcat, bmi, act, age, male, phq = (a.ravel() for a in np.indices(_NB_SHAPE))
+    if gad7_set is not None:
+        gcat = np.full_like(gcat, gad7_set)
+    if exposure == "four":
+        cols = {"gad7_mild": gcat == 1, "gad7_moderate": gcat == 2, "gad7_severe": gcat == 3}
+    elif exposure == "collapsed":
+        cols = {"gad7_mild": gcat == 1, "gad7_moderate_plus": gcat >= 2}
+    else:
+        cols = {"gad7_step": gcat}
+    cols["age"] = age + _AGE_MIN
+    cols["male"] = male
+    for i, (label, _, _) in enumerate(nb["bmi_groups"][1:], start=1):  # first = reference
+        cols[f"bmi_{label}"] = bmi == i
+    if depression == "phq8_score":
+        cols["phq8_score"] = phq
+    elif depression == "phq8_ge10":
+        cols["phq8_moderate_plus"] = phq >= nb["depression_at_least"]
+    else:
+        raise ValueError(f"associations.yaml: depression term {depression!r} has no truth model")
+    cols["inactive"] = act == 0
+    cols["insufficiently_active"] = act == 1
+    return np.column_stack(list(cols.values())).astype(np.float64), list(cols)
+
+
+def _notebook_truths(cells: _Cells, nb: dict, values: dict, mc: dict, ref: dict) -> None:
+    """Census values of notebook 03's estimates, under the claims registry's keys."""
+
+    def put(key: str, coef: float, se_m: float, se_r: float) -> None:
+        values[key] = float(math.exp(coef))
+        mc[key] = values[key] * float(se_m)
+        ref[key] = values[key] * float(se_r)
+
+    one = np.ones((N_NB_CELLS, 1))
+    X, names = _nb_design(nb, "four", depression="phq8_ge10")
+    beta, se_m, se_r = _census_logistic(cells, np.hstack([one, X]))
+    i = names.index("phq8_moderate_plus") + 1
+    put("or_back_pain_any_phq8_moderate_plus", beta[i], se_m[i], se_r[i])
+    X, names = _nb_design(nb, "four", depression=nb["depression_term"])
+    beta, se_m, se_r = _census_logistic(cells, np.hstack([one, X]))
+    for key, term in (("or_back_pain_obesity", "bmi_obese"), ("or_back_pain_inactive", "inactive")):
+        i = names.index(term) + 1
+        put(key, beta[i], se_m[i], se_r[i])
+    # standardised probabilities: the population average with everyone set to each level
+    share = cells.n / cells.n.sum()
+    for lv, label in enumerate(("none", *LEVELS)):
+        Xs, _ = _nb_design(nb, "four", gad7_set=lv, depression=nb["depression_term"])
+        prob = special.expit(np.hstack([one, Xs]) @ beta)
+        values[f"predicted_probability_back_pain_by_gad7_category[{label}]"] = float(share @ prob)
+    X, names = _nb_design(nb, "collapsed", depression=nb["depression_term"])
+    beta, se_m, se_r = _census_logistic(cells, np.hstack([one, X]))
+    i = names.index("gad7_moderate_plus") + 1
+    put("or_back_pain_any_gad7_moderate_plus", beta[i], se_m[i], se_r[i])
+    X, names = _nb_design(nb, "step", depression=nb["depression_term"])
+    theta, se_m, se_r = _census_po(cells, X)
+    put("trend_gad7_category_back_pain", theta[0], se_m[0], se_r[0])
