@@ -17,7 +17,8 @@ app = typer.Typer(
         "  painanx data synth --n 30000            draw a synthetic sample (validation only)\n"
         "  painanx data fetch nhis --years 2019    download an NHIS adult file (checksummed)\n"
         "  painanx data prepare nhis --years 2019  recode it into the tidy schema\n"
-        "  painanx claims                          re-judge the claims from the findings\n\n"
+        "  painanx claims                          re-judge the claims from the findings\n"
+        "  painanx simulate                        simulation study: bias, coverage, false positives\n\n"
         "Each command has its own --help. Open reports/index.html to read the results."
     ),
     no_args_is_help=True,
@@ -49,6 +50,7 @@ from analysis.cli import claims_commands as _claims_commands  # noqa: E402,F401
 from analysis.cli import data_commands as _data_commands  # noqa: E402,F401
 from analysis.cli import realdata_commands as _realdata_commands  # noqa: E402,F401
 from analysis.cli import run_commands as _run_commands  # noqa: E402,F401
+from analysis.cli import simulate_commands as _simulate_commands  # noqa: E402,F401
 from analysis.cli import synth_commands as _synth_commands  # noqa: E402,F401
 
 

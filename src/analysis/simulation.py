@@ -1,0 +1,539 @@
+"""Simulation study: do the notebooks' estimators and the claims' rules work where truth is known?
+
+Draw many independent survey samples from the synthetic world (scenario ``literature`` and
+the ``null`` world, where anxiety has no effect on muscle tension or pain), run in each the
+same library functions the notebooks run (`associations.comorbidity`,
+`associations.anxiety_and_pain`, `mediation.c2_findings` and `synthetic_truth_check`,
+`benzodiazepines.benzodiazepines_and_pain`), and apply the claims registry's fixed rules to
+the sample as if it were evidence (`claims.rule_verdict`). Over the replicates:
+
+* bias (log scale for ratios) and 95% CI coverage of each estimator against the world's
+  truth, with Monte-Carlo SEs; the empirical SE beside the mean SE implied by the CIs;
+* how often each rule says "supported", notably in the null world for C2 and C3 (the
+  false-positive rate of a verdict), and how often a CI excludes the null value.
+
+Replicates run in parallel on Dask: a `LocalCluster` on this machine by default, or any
+running Dask scheduler (``scheduler="tcp://host:8786"``; its workers need this package
+installed). Results are written atomically to ``reports/simulation/``. Settings and the
+tracked estimands live in ``resources/simulation.yaml``. Synthetic data validate the
+pipeline; they are never evidence.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from tqdm.auto import tqdm
+
+from analysis.io import atomic_path
+
+SYNTHETIC_NOTE = (
+    "Simulation study on the SYNTHETIC world: it validates the estimators and the claims' "
+    "rules against known truth; it is never evidence about back pain or anxiety."
+)
+VERDICT_SUPPORTED = "supported"
+
+
+class SimulationError(RuntimeError):
+    """A replicate failed; the message names the scenario, replicate and seed."""
+
+
+def load_spec() -> dict:
+    """``resources/simulation.yaml``: defaults, claims judged and estimands tracked."""
+    text = resources.files("analysis.resources").joinpath("simulation.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def replicate_seed(seed: int, scenario_index: int, replicate: int) -> int:
+    """The sample seed of replicate ``replicate`` of the ``scenario_index``-th scenario."""
+    state = np.random.SeedSequence([int(seed), int(scenario_index), int(replicate)])
+    return int(state.generate_state(1, dtype=np.uint32)[0])
+
+
+# --------------------------------------------------------------------------- one replicate
+
+
+def run_replicate(
+    scenario: str,
+    replicate: int,
+    *,
+    seed: int,
+    n: int,
+    truth: dict[str, float],
+    bootstrap_replicates: int = 50,
+) -> dict[str, Any]:
+    """Draw one sample and run the notebooks' estimators and the claims' rules on it.
+
+    Returns ``{"scenario", "replicate", "seed", "seconds", "estimates": [row, ...],
+    "verdicts": {claim: verdict}}``; a row holds estimate, CI and truth of one estimand.
+    ``truth`` is passed in (computed once by the caller) so workers never recompute it.
+    """
+    from analysis import associations, benzodiazepines, claims, mediation, synth
+
+    spec = load_spec()
+    t0 = time.perf_counter()
+    world = synth.generate(n=n, seed=seed, scenario=scenario)
+    design = associations.survey_design(world.data)
+    findings = associations.comorbidity(design).to_findings("synthetic", truth=truth)
+    findings += associations.anxiety_and_pain(design).to_findings("synthetic", truth=truth)
+    _, c2 = mediation.c2_findings(
+        design, source="synthetic", replicates=bootstrap_replicates, seed=seed, progress=False
+    )
+    findings += c2
+    found = {f.estimand: f for f in findings if f.measured}
+    rows: dict[str, dict[str, Any]] = {}
+    for key, f in found.items():
+        if f.truth is not None and f.ci_low is not None:
+            rows[key] = {
+                "estimate": f.estimate,
+                "ci_low": f.ci_low,
+                "ci_high": f.ci_high,
+                "truth": f.truth,
+            }
+    _, check = mediation.synthetic_truth_check(
+        design, truth, replicates=bootstrap_replicates, seed=seed, progress=False
+    )
+    for effect, key in mediation.TRUTH_KEYS.items():
+        r = check.loc[effect]
+        rows[key] = {
+            "estimate": float(r["estimate"]),
+            "ci_low": float(r["ci_low"]),
+            "ci_high": float(r["ci_high"]),
+            "truth": float(r["truth"]),
+        }
+    benzo = benzodiazepines.benzodiazepines_and_pain(design, truth=truth)
+    if benzo.true_log_or is not None:
+        for model in ("naive", "adjusted"):
+            est = getattr(benzo, model)
+            lo, hi = est.ci()
+            rows[f"benzodiazepine_{model}_or"] = {
+                "estimate": est.odds_ratio,
+                "ci_low": lo,
+                "ci_high": hi,
+                "truth": math.exp(benzo.true_log_or),
+            }
+    tracked = {e["key"] for e in spec["estimands"]}
+    estimates = [
+        {"estimand": key, **{k: float(v) for k, v in row.items()}}
+        for key, row in rows.items()
+        if key in tracked
+    ]
+    verdicts = {cid: claims.rule_verdict(cid, findings) for cid in spec["claims"]}
+    return {
+        "scenario": scenario,
+        "replicate": int(replicate),
+        "seed": int(seed),
+        "seconds": time.perf_counter() - t0,
+        "estimates": estimates,
+        "verdicts": verdicts,
+    }
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+def _z95() -> float:
+    return 1.959963984540054
+
+
+def summarise_estimates(replicates: pd.DataFrame, spec: dict | None = None) -> pd.DataFrame:
+    """Bias, empirical and model SE, coverage and null-exclusion rate per scenario x estimand.
+
+    Ratios are judged on the log scale (bias of log estimate; SEs of the log). The model SE
+    is read off each CI's width (half-width / 1.96 on the analysis scale). Coverage carries
+    its Monte-Carlo SE; ``coverage_ok`` is False when a consistent estimator's coverage is
+    more than ``coverage_tolerance_mc_se`` Monte-Carlo SEs from 0.95.
+    """
+    spec = spec or load_spec()
+    meta = {e["key"]: e for e in spec["estimands"]}
+    tol = float(spec["coverage_tolerance_mc_se"])
+    out = []
+    for (scenario, key), g in replicates.groupby(["scenario", "estimand"], sort=False):
+        m = meta.get(key, {"scale": "identity", "label": key, "claim": "", "expected": ""})
+        log = m["scale"] == "log"
+
+        def tr(x, log=log):
+            return np.log(np.asarray(x, dtype=float)) if log else np.asarray(x, dtype=float)
+
+        est, lo, hi = tr(g["estimate"]), tr(g["ci_low"]), tr(g["ci_high"])
+        truth = float(tr(g["truth"]).mean())
+        r = len(g)
+        covered = (g["ci_low"] <= g["truth"]) & (g["truth"] <= g["ci_high"])
+        cov = float(covered.mean())
+        cov_se = math.sqrt(max(cov * (1 - cov), 0.25 / r) / r)  # floor: never a zero SE
+        null = m.get("no_effect")
+        if null is None:
+            excluded = math.nan
+        else:
+            excluded = float(((g["ci_low"] > null) | (g["ci_high"] < null)).mean())
+        bias = float(est.mean() - truth)
+        emp_se = float(est.std(ddof=1)) if r > 1 else math.nan
+        row = {
+            "scenario": scenario,
+            "estimand": key,
+            "label": m["label"],
+            "claim": m["claim"],
+            "expected": m["expected"],
+            "scale": m["scale"],
+            "replicates": r,
+            "truth": float(np.exp(truth)) if log else truth,
+            "mean_estimate": float(np.exp(est.mean())) if log else float(est.mean()),
+            "bias": bias,
+            "bias_mc_se": emp_se / math.sqrt(r) if r > 1 else math.nan,
+            "empirical_se": emp_se,
+            "model_se": float(((hi - lo) / (2 * _z95())).mean()),
+            "rmse": float(math.sqrt(((est - truth) ** 2).mean())),
+            "coverage": cov,
+            "coverage_mc_se": cov_se,
+            "null_excluded_rate": excluded,
+        }
+        row["se_ratio"] = row["model_se"] / emp_se if emp_se and emp_se > 0 else math.nan
+        row["coverage_ok"] = (
+            bool(abs(cov - 0.95) <= tol * cov_se) if m["expected"] == "consistent" else None
+        )
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def summarise_verdicts(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """Share of replicates with each verdict, per scenario and claim."""
+    if verdicts.empty:
+        return pd.DataFrame(columns=["scenario", "claim", "verdict", "replicates", "share"])
+    long = verdicts.melt(
+        id_vars=["scenario", "replicate"], var_name="claim", value_name="verdict"
+    ).dropna(subset=["verdict"])
+    counts = long.groupby(["scenario", "claim", "verdict"]).size().rename("count").reset_index()
+    totals = long.groupby(["scenario", "claim"]).size().rename("replicates").reset_index()
+    t = counts.merge(totals, on=["scenario", "claim"])
+    t["share"] = t["count"] / t["replicates"]
+    return t.drop(columns="count").sort_values(["scenario", "claim", "verdict"], ignore_index=True)
+
+
+def false_positive_rates(verdicts: pd.DataFrame, spec: dict | None = None) -> pd.DataFrame:
+    """Null world: share of replicates in which each claim's rule says "supported"."""
+    spec = spec or load_spec()
+    null = verdicts[verdicts["scenario"] == "null"]
+    rows = []
+    for cid in spec["null_world_claims"]:
+        if cid not in null.columns or null.empty:
+            continue
+        hits = (null[cid] == VERDICT_SUPPORTED).to_numpy()
+        r = len(hits)
+        rate = float(hits.mean())
+        # exact one-sided 95% upper bound (Clopper-Pearson) on the true rate
+        from scipy import stats
+
+        k = int(hits.sum())
+        upper = float(stats.beta.ppf(0.95, k + 1, r - k)) if k < r else 1.0
+        rows.append(
+            {
+                "claim": cid,
+                "replicates": r,
+                "supported": k,
+                "false_positive_rate": rate,
+                "upper_95": upper,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- result
+
+
+@dataclass
+class SimulationResult:
+    """Per-replicate estimates and verdicts of a simulation study, with its summaries."""
+
+    replicates: pd.DataFrame  # one row per scenario x replicate x estimand
+    verdicts: pd.DataFrame  # one row per scenario x replicate; a column per claim
+    settings: dict[str, Any]
+    timing: dict[str, Any] = field(default_factory=dict)
+    spec: dict[str, Any] = field(default_factory=load_spec, repr=False)
+
+    @property
+    def estimates(self) -> pd.DataFrame:
+        return summarise_estimates(self.replicates, self.spec)
+
+    @property
+    def verdict_shares(self) -> pd.DataFrame:
+        return summarise_verdicts(self.verdicts)
+
+    @property
+    def false_positives(self) -> pd.DataFrame:
+        return false_positive_rates(self.verdicts, self.spec)
+
+    def summary(self) -> str:
+        s = self.settings
+        lines = [
+            SYNTHETIC_NOTE,
+            f"Simulation study: {s['replicates']} replicates per scenario "
+            f"({', '.join(s['scenarios'])}), n = {s['n']:,} per sample, seed {s['seed']}, "
+            f"{s['bootstrap_replicates']} bootstrap replicates for mediation CIs.",
+        ]
+        if self.timing:
+            t = self.timing
+            lines.append(
+                f"Ran on {t.get('scheduler', '?')} with {t.get('workers', '?')} workers in "
+                f"{t.get('wall_seconds', math.nan):.0f} s ({t.get('seconds_per_replicate', math.nan):.2f} "
+                "s of worker time per replicate)."
+            )
+        est = self.estimates
+        if not est.empty:
+            cols = [
+                "scenario",
+                "label",
+                "truth",
+                "mean_estimate",
+                "bias",
+                "se_ratio",
+                "coverage",
+                "null_excluded_rate",
+            ]
+            lines += ["", "Estimators against the truth (bias on the log scale for ratios):"]
+            lines.append(est[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        fp = self.false_positives
+        if not fp.empty:
+            lines += ["", "Null world (anxiety has no effect): rules saying 'supported':"]
+            for _, r in fp.iterrows():
+                lines.append(
+                    f"  {r['claim']}: {int(r['supported'])} of {int(r['replicates'])} "
+                    f"({100 * r['false_positive_rate']:.1f}%; 95% upper bound "
+                    f"{100 * r['upper_95']:.1f}%)"
+                )
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    # ------------------------------------------------------------------ files
+
+    FILES = {
+        "replicates": "replicates.csv",
+        "verdicts": "verdicts.csv",
+        "estimates": "estimates.csv",
+        "verdict_shares": "verdict_shares.csv",
+        "false_positives": "false_positives.csv",
+        "meta": "simulation.json",
+    }
+
+    def write(self, output_dir: str | os.PathLike[str]) -> dict[str, Path]:
+        """Write every table and ``simulation.json`` (settings, timing, provenance) atomically.
+
+        Each file is written to a temporary name and renamed; a failure leaves the previous
+        results as they were.
+        """
+        from analysis import provenance
+
+        out = Path(output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        tables = {
+            "replicates": self.replicates,
+            "verdicts": self.verdicts,
+            "estimates": self.estimates,
+            "verdict_shares": self.verdict_shares,
+            "false_positives": self.false_positives,
+        }
+        meta = {
+            "note": SYNTHETIC_NOTE,
+            "settings": self.settings,
+            "timing": self.timing,
+            "provenance": _provenance(provenance),
+            "files": {k: v for k, v in self.FILES.items() if k != "meta"},
+        }
+        paths = {k: out / v for k, v in self.FILES.items()}
+        with (
+            atomic_path(paths["replicates"]) as p1,
+            atomic_path(paths["verdicts"]) as p2,
+            atomic_path(paths["estimates"]) as p3,
+            atomic_path(paths["verdict_shares"]) as p4,
+            atomic_path(paths["false_positives"]) as p5,
+            atomic_path(paths["meta"]) as p6,
+        ):
+            for tmp, key in zip(
+                (p1, p2, p3, p4, p5),
+                ("replicates", "verdicts", "estimates", "verdict_shares", "false_positives"),
+                strict=True,
+            ):
+                tables[key].to_csv(tmp, index=False)
+            p6.write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
+        return paths
+
+    @classmethod
+    def read(cls, output_dir: str | os.PathLike[str]) -> SimulationResult:
+        """Read results written by `write` (e.g. by ``painanx simulate``)."""
+        out = Path(output_dir)
+        meta_path = out / cls.FILES["meta"]
+        if not meta_path.is_file():
+            raise FileNotFoundError(
+                f"{meta_path}: no simulation results here (expected {cls.FILES['meta']} written "
+                "by `painanx simulate`)"
+            )
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        reps = _read_csv(out / cls.FILES["replicates"], ["scenario", "replicate", "estimand"])
+        verdicts = _read_csv(out / cls.FILES["verdicts"], ["scenario", "replicate"])
+        res = cls(reps, verdicts, meta["settings"], meta.get("timing", {}))
+        res.provenance = meta.get("provenance", {})
+        return res
+
+
+def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing simulation table")
+    # keep "null" (a scenario) and "NA" as text: only empty cells are missing
+    df = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: column(s) {missing} missing; expected at least {list(required)}")
+    return df
+
+
+def _provenance(provenance_module) -> dict[str, Any]:
+    """Commit, library-code hash and package versions: which code produced these numbers."""
+    from analysis import paths, runner
+
+    return {
+        "git": provenance_module.git_info(paths.project_root()),
+        "library_sha256": runner.library_code_hash(),
+        "packages": provenance_module.package_versions(
+            (*provenance_module.REPORTED_PACKAGES, "dask", "distributed")
+        ),
+        "written_utc": provenance_module.now_utc(),
+    }
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def run_simulation(
+    replicates: int | None = None,
+    *,
+    n: int | None = None,
+    scenarios: Iterable[str] | None = None,
+    seed: int | None = None,
+    bootstrap_replicates: int | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> SimulationResult:
+    """Run the simulation study on Dask; unset arguments take ``simulation.yaml``'s defaults.
+
+    ``scheduler``: address of a running Dask scheduler (e.g. ``tcp://10.0.0.5:8786``) to
+    scale out; by default a `LocalCluster` of ``workers`` processes (default: the CPUs this
+    process may use) is started and closed. A failing replicate stops the run with a
+    `SimulationError` naming it.
+    """
+    from analysis import synth
+
+    d = load_spec()["defaults"]
+    settings = {
+        "replicates": int(d["replicates"] if replicates is None else replicates),
+        "n": int(d["n"] if n is None else n),
+        "scenarios": list(d["scenarios"] if scenarios is None else scenarios),
+        "seed": int(d["seed"] if seed is None else seed),
+        "bootstrap_replicates": int(
+            d["bootstrap_replicates"] if bootstrap_replicates is None else bootstrap_replicates
+        ),
+    }
+    if settings["replicates"] < 1:
+        raise ValueError(f"replicates: expected a whole number >= 1, got {settings['replicates']}")
+    if settings["bootstrap_replicates"] < 2:
+        raise ValueError("bootstrap_replicates: expected at least 2")
+    unknown = [s for s in settings["scenarios"] if s not in synth.SCENARIOS]
+    if unknown or not settings["scenarios"]:
+        raise ValueError(
+            f"scenarios: {unknown or 'none given'}; the synthetic world has {list(synth.SCENARIOS)}"
+        )
+    # the truths once, here (cached on disk): workers receive them with each task
+    truths = {
+        s: dict(synth.generate(n=100, seed=0, scenario=s).true_estimands(progress=progress).values)
+        for s in settings["scenarios"]
+    }
+    tasks = [
+        (s, i, r, replicate_seed(settings["seed"], i, r))
+        for i, s in enumerate(settings["scenarios"])
+        for r in range(settings["replicates"])
+    ]
+    t0 = time.perf_counter()
+    results, timing = _run_on_dask(tasks, truths, settings, scheduler, workers, progress)
+    timing["wall_seconds"] = time.perf_counter() - t0
+    timing["seconds_per_replicate"] = float(np.mean([r["seconds"] for r in results]))
+    results.sort(key=lambda r: (settings["scenarios"].index(r["scenario"]), r["replicate"]))
+    rows, verdict_rows = [], []
+    for r in results:
+        base = {"scenario": r["scenario"], "replicate": r["replicate"], "seed": r["seed"]}
+        rows += [{**base, **e} for e in r["estimates"]]
+        verdict_rows.append(
+            {"scenario": r["scenario"], "replicate": r["replicate"], **r["verdicts"]}
+        )
+    return SimulationResult(pd.DataFrame(rows), pd.DataFrame(verdict_rows), settings, timing)
+
+
+def _run_on_dask(tasks, truths, settings, scheduler, workers, progress):
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        n_workers = int(workers or max(1, len(os.sched_getaffinity(0))))
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=40,  # logging.ERROR
+        )
+        client = Client(cluster)
+    try:
+        n_workers = len(client.scheduler_info().get("workers", {}))
+        timing = {
+            "scheduler": scheduler or "LocalCluster",
+            "workers": n_workers,
+        }
+        futures = {}
+        for scenario, index, rep, s in tasks:
+            fut = client.submit(
+                run_replicate,
+                scenario,
+                rep,
+                seed=s,
+                n=settings["n"],
+                truth=truths[scenario],
+                bootstrap_replicates=settings["bootstrap_replicates"],
+                key=f"painanx-sim-{settings['seed']}-{scenario}-{rep}",
+                pure=False,
+            )
+            futures[fut] = (scenario, rep, s)
+        results = []
+        bar = tqdm(total=len(futures), desc="simulation", unit="sample", disable=not progress)
+        try:
+            for fut in as_completed(futures):
+                scenario, rep, s = futures[fut]
+                try:
+                    results.append(fut.result())
+                except Exception as exc:
+                    for other in futures:
+                        other.cancel()
+                    raise SimulationError(
+                        f"replicate {rep} of scenario {scenario!r} (seed {s}) failed: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
+                bar.update(1)
+        finally:
+            bar.close()
+        return results, timing
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
