@@ -502,7 +502,7 @@ def _run_on_dask(tasks, truths, settings, scheduler, workers, progress):
             "workers": n_workers,
         }
         futures = {}
-        for scenario, index, rep, s in tasks:
+        for scenario, _index, rep, s in tasks:
             fut = client.submit(
                 run_replicate,
                 scenario,
