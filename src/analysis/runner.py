@@ -73,6 +73,11 @@ class NotebookSpec:
     not_applicable: Mapping[str, str] = field(default_factory=dict)
     depends_on: tuple[str, ...] = ()
     declared: bool = True
+    inputs: tuple[str, ...] = ()  # project-relative globs of files the notebook reads
+
+    def input_files(self, root: Path) -> list[Path]:
+        """The files matching ``inputs`` under ``root``, sorted (hashed into the fingerprint)."""
+        return sorted({p for pattern in self.inputs for p in root.glob(pattern) if p.is_file()})
 
     def reason_not_applicable(self, source: str) -> str:
         return self.not_applicable.get(source) or f"not declared for the {source} source"
@@ -142,7 +147,7 @@ def load_plan(
     entries = raw.get("notebooks")
     if not isinstance(entries, list):
         raise PlanError(f"{where}: 'notebooks' must be a list of notebook entries")
-    allowed = {"name", "title", "sources", "not_applicable", "depends_on"}
+    allowed = {"name", "title", "sources", "not_applicable", "depends_on", "inputs"}
     notebooks: list[NotebookSpec] = []
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict) or "name" not in entry:
@@ -164,6 +169,7 @@ def load_plan(
                 sources=srcs,
                 not_applicable=na,
                 depends_on=tuple(entry.get("depends_on") or ()),
+                inputs=tuple(str(x) for x in entry.get("inputs") or ()),
             )
         )
     names = [nb.name for nb in notebooks]
@@ -644,7 +650,7 @@ def build(
                     "sha256": _file_sha256(p, hash_cache),
                     "bytes": p.stat().st_size,
                 }
-                for p in source_inputs[source_name]
+                for p in [*source_inputs[source_name], *spec.input_files(root)]
             ]
             fp = provenance.sha256_json(
                 {

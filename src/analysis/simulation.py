@@ -260,6 +260,8 @@ class SimulationResult:
     settings: dict[str, Any]
     timing: dict[str, Any] = field(default_factory=dict)
     spec: dict[str, Any] = field(default_factory=load_spec, repr=False)
+    provenance: dict[str, Any] = field(default_factory=dict, repr=False)  # set when read
+    location: Path | None = None  # the folder read from
 
     @property
     def estimates(self) -> pd.DataFrame:
@@ -315,6 +317,67 @@ class SimulationResult:
 
     def __str__(self) -> str:
         return self.summary()
+
+    def provenance_line(self) -> str:
+        """Where and from which code these results came."""
+        p = self.provenance or {}
+        git = p.get("git") or {}
+        commit = (git.get("commit") or "unknown")[:10]
+        dirty = " (uncommitted changes)" if git.get("dirty") else ""
+        where = f"{self.location}" if self.location else "memory"
+        return (
+            f"Results read from {where}: commit {commit}{dirty}, library sha256 "
+            f"{(p.get('library_sha256') or 'unknown')[:12]}, written {p.get('written_utc', '?')}."
+        )
+
+    def conclusions(self) -> list[str]:
+        """Plain sentences computed from the results (no number typed by hand)."""
+        est = self.estimates
+        out = []
+        cons = est[est["expected"] == "consistent"]
+        if not cons.empty:
+            ok = cons[cons["coverage_ok"].astype(bool)]
+            out.append(
+                f"{len(ok)} of {len(cons)} consistent estimator-scenario pairs cover the truth "
+                f"within Monte-Carlo error of 95% (coverage {cons['coverage'].min():.3f} to "
+                f"{cons['coverage'].max():.3f})."
+            )
+            for _, r in cons[~cons["coverage_ok"].astype(bool)].iterrows():
+                out.append(
+                    f"Flagged: {r['label']} ({r['scenario']}): coverage {r['coverage']:.3f} "
+                    f"(MC SE {r['coverage_mc_se']:.3f}), bias {r['bias']:+.4f} "
+                    f"({'log scale' if r['scale'] == 'log' else r['scale']}), model/empirical "
+                    f"SE {r['se_ratio']:.2f}."
+                )
+        biased = est[est["expected"] == "biased by design"]
+        for _, r in biased.iterrows():
+            out.append(
+                f"As designed, {r['label']} ({r['scenario']}) misses the true effect: mean "
+                f"{r['mean_estimate']:.2f} vs truth {r['truth']:.2f}, coverage {r['coverage']:.3f} "
+                "(confounding by indication: surveys cannot say whether the drug helps)."
+            )
+        for _, r in self.false_positives.iterrows():
+            out.append(
+                f"Null world: the {r['claim']} rule said 'supported' in {int(r['supported'])} of "
+                f"{int(r['replicates'])} samples ({100 * r['false_positive_rate']:.1f}%, 95% upper "
+                f"bound {100 * r['upper_95']:.1f}%)."
+            )
+        return out
+
+    def write_summary(self, path: str | os.PathLike[str]) -> Path:
+        """The summaries (not the replicates) as one JSON file, written atomically."""
+        from analysis.io import write_text_atomic
+
+        payload = {
+            "note": SYNTHETIC_NOTE,
+            "settings": self.settings,
+            "provenance": self.provenance,
+            "estimates": self.estimates.to_dict(orient="records"),
+            "false_positives": self.false_positives.to_dict(orient="records"),
+            "verdict_shares": self.verdict_shares.to_dict(orient="records"),
+            "conclusions": self.conclusions(),
+        }
+        return write_text_atomic(path, json.dumps(payload, indent=2, default=_json_default) + "\n")
 
     # ------------------------------------------------------------------ files
 
@@ -382,9 +445,20 @@ class SimulationResult:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         reps = _read_csv(out / cls.FILES["replicates"], ["scenario", "replicate", "estimand"])
         verdicts = _read_csv(out / cls.FILES["verdicts"], ["scenario", "replicate"])
-        res = cls(reps, verdicts, meta["settings"], meta.get("timing", {}))
-        res.provenance = meta.get("provenance", {})
-        return res
+        return cls(
+            reps,
+            verdicts,
+            meta["settings"],
+            meta.get("timing", {}),
+            provenance=meta.get("provenance", {}),
+            location=out,
+        )
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    return str(v)
 
 
 def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
@@ -447,6 +521,8 @@ def run_simulation(
     }
     if settings["replicates"] < 1:
         raise ValueError(f"replicates: expected a whole number >= 1, got {settings['replicates']}")
+    if settings["n"] < 100:
+        raise ValueError(f"n: expected at least 100 respondents per sample, got {settings['n']}")
     if settings["bootstrap_replicates"] < 2:
         raise ValueError("bootstrap_replicates: expected at least 2")
     unknown = [s for s in settings["scenarios"] if s not in synth.SCENARIOS]
@@ -454,11 +530,7 @@ def run_simulation(
         raise ValueError(
             f"scenarios: {unknown or 'none given'}; the synthetic world has {list(synth.SCENARIOS)}"
         )
-    # the truths once, here (cached on disk): workers receive them with each task
-    truths = {
-        s: dict(synth.generate(n=100, seed=0, scenario=s).true_estimands(progress=progress).values)
-        for s in settings["scenarios"]
-    }
+    truths = _truths(settings["scenarios"], progress)
     tasks = [
         (s, i, r, replicate_seed(settings["seed"], i, r))
         for i, s in enumerate(settings["scenarios"])
@@ -479,6 +551,16 @@ def run_simulation(
     return SimulationResult(pd.DataFrame(rows), pd.DataFrame(verdict_rows), settings, timing)
 
 
+def _truths(scenarios: Sequence[str], progress: bool) -> dict[str, dict[str, float]]:
+    """Each scenario's truth, once, here (cached on disk): workers receive it with each task."""
+    from analysis import synth
+
+    return {
+        s: dict(synth.generate(n=100, seed=0, scenario=s).true_estimands(progress=progress).values)
+        for s in scenarios
+    }
+
+
 def _run_on_dask(tasks, truths, settings, scheduler, workers, progress):
     from dask.distributed import Client, LocalCluster, as_completed
 
@@ -491,7 +573,7 @@ def _run_on_dask(tasks, truths, settings, scheduler, workers, progress):
             n_workers=n_workers,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port: never clash with another cluster
             silence_logs=40,  # logging.ERROR
         )
         client = Client(cluster)
@@ -537,3 +619,122 @@ def _run_on_dask(tasks, truths, settings, scheduler, workers, progress):
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+# --------------------------------------------------------------------------- reading + figures
+
+
+def result_locations(root: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Where results are looked for, in order: a run of ``painanx simulate`` (reports/simulation)
+    first, then the reference run committed with the code (data/simulation)."""
+    from analysis import paths
+
+    base = Path(root) if root is not None else paths.project_root()
+    return [base / load_spec()["defaults"]["output_dir"], base / "data" / "simulation"]
+
+
+def load_results(
+    path: str | os.PathLike[str] | None = None, *, root: str | os.PathLike[str] | None = None
+) -> SimulationResult:
+    """Read simulation results from ``path``, or from the first of `result_locations` (under
+    ``root``, default the project) that holds them. FileNotFoundError names every place."""
+    candidates = [Path(path)] if path is not None else result_locations(root)
+    for folder in candidates:
+        if (folder / SimulationResult.FILES["meta"]).is_file():
+            return SimulationResult.read(folder)
+    raise FileNotFoundError(
+        "no simulation results in "
+        + ", ".join(str(c) for c in candidates)
+        + ": run `painanx simulate` first"
+    )
+
+
+def coverage_figure(result: SimulationResult, ax=None):
+    """Coverage of each 95% CI by scenario, with Monte-Carlo error bars and the 95% line."""
+    import matplotlib.pyplot as plt
+
+    est = result.estimates
+    labels = list(dict.fromkeys(est["label"]))
+    scenarios = list(dict.fromkeys(est["scenario"]))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.5))
+    offsets = np.linspace(-0.15, 0.15, len(scenarios)) if len(scenarios) > 1 else [0.0]
+    for k, (scenario, off) in enumerate(zip(scenarios, offsets, strict=True)):
+        e = est[est["scenario"] == scenario].set_index("label").reindex(labels)
+        y = np.arange(len(labels)) + off
+        ax.errorbar(
+            e["coverage"],
+            y,
+            xerr=1.96 * e["coverage_mc_se"],
+            fmt="o",
+            color=f"C{k}",
+            label=scenario,
+            capsize=2,
+        )
+    ax.axvline(0.95, color="black", lw=1, ls="--", label="nominal 95%")
+    ax.set_yticks(np.arange(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel("coverage of the 95% CI (share of samples whose CI holds the truth)")
+    ax.set_xlim(-0.02, 1.02)
+    ax.legend(loc="lower left", fontsize="small")
+    ax.set_title(f"CI coverage over {result.settings['replicates']} samples per scenario")
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def error_figure(result: SimulationResult, ax=None):
+    """Distribution of estimate minus truth (log scale for ratios) per estimand and scenario."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    spec = {e["key"]: e for e in result.spec["estimands"]}
+    r = result.replicates.copy()
+    log = r["estimand"].map(lambda k: spec.get(k, {}).get("scale") == "log").to_numpy(bool)
+    r["error"] = r["estimate"] - r["truth"]
+    r.loc[log, "error"] = np.log(r.loc[log, "estimate"] / r.loc[log, "truth"])
+    r["label"] = r["estimand"].map(lambda k: spec.get(k, {}).get("label", k))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 0.45 * r["label"].nunique() + 1.5))
+    sns.boxplot(data=r, x="error", y="label", hue="scenario", ax=ax, fliersize=1.5, linewidth=0.8)
+    ax.axvline(0, color="black", lw=1)
+    ax.set_xlabel("estimate - truth (log OR / log PR for ratios; risk or prevalence otherwise)")
+    ax.set_ylabel("")
+    ax.set_title("Sampling error around the truth: centred on 0 = unbiased")
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def verdict_figure(result: SimulationResult, ax=None):
+    """Share of samples with each verdict, per claim and scenario (stacked bars)."""
+    import matplotlib.pyplot as plt
+
+    from analysis.results import VERDICTS
+
+    shares = result.verdict_shares
+    wide = shares.pivot_table(
+        index=["scenario", "claim"], columns="verdict", values="share", fill_value=0.0
+    )
+    order = [v for v in VERDICTS if v in wide.columns]
+    wide = wide[order]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 0.4 * len(wide) + 1.5))
+    left = np.zeros(len(wide))
+    colors = {
+        "supported": "#1b7837",
+        "partly supported": "#a6dba0",
+        "not supported": "#bababa",
+        "contradicted": "#c2a5cf",
+        "insufficient evidence": "#f0f0f0",
+    }
+    y = np.arange(len(wide))
+    for verdict in order:
+        ax.barh(y, wide[verdict], left=left, color=colors.get(verdict), label=verdict)
+        left += wide[verdict].to_numpy()
+    ax.set_yticks(y, [f"{s}: {c}" for s, c in wide.index])
+    ax.invert_yaxis()
+    ax.set_xlabel("share of samples")
+    ax.set_xlim(0, 1)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, fontsize="small")
+    ax.set_title("What the fixed rules say, sample by sample")
+    ax.figure.tight_layout()
+    return ax.figure
