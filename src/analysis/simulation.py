@@ -346,7 +346,7 @@ class SimulationResult:
                 out.append(
                     f"Flagged: {r['label']} ({r['scenario']}): coverage {r['coverage']:.3f} "
                     f"(MC SE {r['coverage_mc_se']:.3f}), bias {r['bias']:+.4f} "
-                    f"({'log scale' if r['scale'] == 'log' else r['scale']}), model/empirical "
+                    f"({'log scale' if r['scale'] == 'log' else 'absolute'}), model/empirical "
                     f"SE {r['se_ratio']:.2f}."
                 )
         biased = est[est["expected"] == "biased by design"]
@@ -676,7 +676,7 @@ def coverage_figure(result: SimulationResult, ax=None):
     ax.invert_yaxis()
     ax.set_xlabel("coverage of the 95% CI (share of samples whose CI holds the truth)")
     ax.set_xlim(-0.02, 1.02)
-    ax.legend(loc="lower left", fontsize="small")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, fontsize="small")
     ax.set_title(f"CI coverage over {result.settings['replicates']} samples per scenario")
     ax.figure.tight_layout()
     return ax.figure
