@@ -364,3 +364,26 @@ def test_truth_cache_computes_once_when_asked_concurrently(tmp_path, monkeypatch
     assert len(calls) == 1
     assert len(results) == 2 and results[0].to_json() == results[1].to_json()
     assert len(list(tmp_path.glob("truth-*.json"))) == 1
+
+
+@pytest.mark.parametrize("scenario", synth.SCENARIOS)
+def test_packaged_truths_are_current(scenario):
+    """The truths shipped in resources/synthetic_truth/ are exactly what the code computes now
+    (a stale or missing file fails here: regenerate with `python -m analysis.synth_truth`)."""
+    model = synth._model(scenario)
+    n_population, seed = synth_truth._computation(None, None)
+    key = synth_truth.truth_key(model, n_population, seed)
+    packaged = synth_truth._read_packaged(key)
+    assert packaged is not None, (
+        f"no packaged truth for scenario {scenario!r} and the current code (key {key}); "
+        "run: python -m analysis.synth_truth"
+    )
+    fresh = synth_truth.true_estimands(model, use_cache=False, progress=False)
+    assert packaged.values.keys() == fresh.values.keys()
+    for k, v in fresh.values.items():
+        assert packaged.values[k] == pytest.approx(v, rel=1e-9, abs=1e-12), k
+    # true_estimands serves the packaged file without computing
+    served = synth_truth.true_estimands(model, progress=False)
+    assert served.to_json() == packaged.to_json()
+    stale = sorted(p.name for p in synth_truth._packaged_folder().glob("truth-*.json"))
+    assert len(stale) == len(synth.SCENARIOS), stale

@@ -965,6 +965,11 @@ def estimates_vs_truth(findings) -> pd.DataFrame:
 
 
 def truth_of(df: pd.DataFrame) -> dict[str, float]:
-    """The synthetic world's true values carried by the frame (``df.attrs['truth']``), if any."""
+    """The synthetic world's true values carried by the frame (``df.attrs['truth']``), if any.
+
+    The attribute is a dict or a callable returning one (`synth.LazyTruth`: computed on first use).
+    """
     truth = df.attrs.get("truth") if hasattr(df, "attrs") else None
+    if callable(truth):
+        truth = truth()
     return dict(truth) if truth else {}

@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pandas as pd
-import statsmodels.api as sm
+from statsmodels.regression.linear_model import OLS
+from statsmodels.tools.tools import add_constant
 
 from analysis.results import Finding
 from analysis.schema import NotMeasuredError
@@ -106,9 +107,9 @@ def _design(d: pd.DataFrame) -> pd.DataFrame:
 
 
 def _fit(y: pd.Series, x: pd.DataFrame, groups: pd.Series, *, constant: bool):
-    x = sm.add_constant(x) if constant else x
+    x = add_constant(x) if constant else x
     codes = pd.factorize(groups)[0]
-    return sm.OLS(y, x).fit(cov_type="cluster", cov_kwds={"groups": codes})
+    return OLS(y, x).fit(cov_type="cluster", cov_kwds={"groups": codes})
 
 
 def within_person_pain_nervousness(frame: pd.DataFrame) -> WithinPersonResult:

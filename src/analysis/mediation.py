@@ -38,9 +38,11 @@ from importlib import resources
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 import yaml
 from scipy import special, stats
+from statsmodels.genmod import families
+from statsmodels.genmod.generalized_linear_model import GLM
+from statsmodels.regression.linear_model import WLS
 from tqdm.auto import tqdm
 
 from analysis.results import Finding
@@ -437,13 +439,13 @@ def estimate_mediation(
     out_names += c_names
 
     # full-sample fits with statsmodels (weighted point estimates)
-    med_fit = sm.WLS(m, x_med, weights=w).fit()
+    med_fit = WLS(m, x_med, weights=w).fit()
     beta = np.asarray(med_fit.params)
     x_out = _outcome_design(a, m, c, interaction)
     if outcome_model == "linear":
-        theta = np.asarray(sm.WLS(y, x_out, weights=w).fit().params)
+        theta = np.asarray(WLS(y, x_out, weights=w).fit().params)
     else:
-        glm = sm.GLM(y, x_out, family=sm.families.Binomial(), freq_weights=w).fit()
+        glm = GLM(y, x_out, family=families.Binomial(), freq_weights=w).fit()
         theta = np.asarray(glm.params)
     _check_rank(x_med, med_names, "mediator")
     _check_rank(x_out, out_names, "outcome")
@@ -607,6 +609,9 @@ _GH_X, _GH_W = np.polynomial.hermite.hermgauss(_GH_NODES)
 def _effects(beta, sigma, theta, c, w, outcome_model, interaction) -> np.ndarray:
     """NDE, NIE, TE and proportion mediated from the two models' coefficients."""
     b0, ba, bc = beta[0], beta[1], beta[2:]
+    keep = w > 0  # rows a bootstrap replicate leaves out add nothing: skip them
+    if not keep.all():
+        c, w = c[keep], w[keep]
     k = 4 if interaction else 3
     t0, ta, tm = theta[0], theta[1], theta[2]
     tam = theta[3] if interaction else 0.0

@@ -14,6 +14,7 @@ and ``claims.csv``; then ``reports/index.html`` (the claims dashboard) is writte
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -715,7 +716,10 @@ def build(
     )
     pending = list(stale)
     running: dict[Future, str] = {}
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="painanx-nb") as pool:
+    with (
+        _kernel_threads(jobs),
+        ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="painanx-nb") as pool,
+    ):
         while pending or running:
             for key in list(pending):
                 run = by_key[key]
@@ -821,6 +825,28 @@ def build(
     )
     result.duration_s = time.perf_counter() - t_start
     return result
+
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def _kernel_threads(jobs: int):
+    """Kernels run ``jobs`` at a time: give each a share of the CPUs for its numeric libraries
+    (BLAS threads), so parallel notebooks do not oversubscribe the machine. A value the user
+    set is kept. Kernels inherit this process's environment when they start."""
+    share = max(1, len(os.sched_getaffinity(0)) // max(1, jobs))
+    saved = {v: os.environ.get(v) for v in _THREAD_VARS}
+    for v in _THREAD_VARS:
+        os.environ.setdefault(v, str(share))
+    try:
+        yield
+    finally:
+        for v, old in saved.items():
+            if old is None:
+                os.environ.pop(v, None)
+            else:
+                os.environ[v] = old
 
 
 def _parameters(

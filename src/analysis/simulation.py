@@ -27,6 +27,7 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -263,15 +264,15 @@ class SimulationResult:
     provenance: dict[str, Any] = field(default_factory=dict, repr=False)  # set when read
     location: Path | None = None  # the folder read from
 
-    @property
+    @cached_property
     def estimates(self) -> pd.DataFrame:
         return summarise_estimates(self.replicates, self.spec)
 
-    @property
+    @cached_property
     def verdict_shares(self) -> pd.DataFrame:
         return summarise_verdicts(self.verdicts)
 
-    @property
+    @cached_property
     def false_positives(self) -> pd.DataFrame:
         return false_positive_rates(self.verdicts, self.spec)
 

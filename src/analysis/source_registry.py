@@ -187,7 +187,7 @@ def load(
     frame = getattr(result, attribute) if attribute else result
     truth = spec.loader.get("truth_attribute")
     if truth:  # a world with known truth (synthetic): notebooks set estimates against it
-        frame.attrs["truth"] = dict(getattr(result, truth))
+        frame.attrs["truth"] = getattr(result, truth)  # a dict, or a callable returning one
     return frame
 
 

@@ -1224,6 +1224,11 @@ class SyntheticWorld:
             self._truth = _truth_module().true_estimands(self._model, progress=progress)
         return self._truth
 
+    @property
+    def lazy_truth(self) -> LazyTruth:
+        """The truth as a callable computed on first call (what `load` puts in ``attrs``)."""
+        return LazyTruth(self._model)
+
     def to_frame(self) -> pd.DataFrame:
         """The true estimands as a table: estimand, value, Monte-Carlo SE, definition."""
         return self.true_estimands().to_frame()
@@ -1257,6 +1262,31 @@ class SyntheticWorld:
 
     def __str__(self) -> str:
         return self.summary(with_truth=self._truth is not None)
+
+
+class LazyTruth:
+    """The world's true estimands, computed (or read from the disk cache) on first call.
+
+    Kept in a sample's ``DataFrame.attrs["truth"]`` so that loading a sample never waits for
+    the truth: only a notebook that compares with it pays (once; the cache is shared).
+    pandas deep-copies ``attrs`` on most operations; copies share this object.
+    """
+
+    def __init__(self, model: _Model) -> None:
+        self._model = model
+        self._values: dict[str, float] | None = None
+
+    def __call__(self) -> dict[str, float]:
+        if self._values is None:
+            self._values = dict(_truth_module().true_estimands(self._model, progress=False).values)
+        return dict(self._values)
+
+    def __deepcopy__(self, memo: dict) -> LazyTruth:
+        return self
+
+    def __repr__(self) -> str:
+        state = "computed" if self._values is not None else "not computed yet"
+        return f"LazyTruth(scenario={self._model.scenario!r}, {state})"
 
 
 def kish_deff(weight: np.ndarray) -> float:

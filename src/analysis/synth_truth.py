@@ -37,8 +37,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from scipy import special
+from statsmodels.genmod import families
+from statsmodels.genmod.generalized_linear_model import GLM
 from tqdm.auto import tqdm
 
 from analysis import synth
@@ -209,16 +210,15 @@ def true_estimands(
     progress: bool = True,
 ) -> TrueEstimands:
     """The true population estimands of a calibrated world model (cached on disk)."""
-    comp = synth.load_spec()["computation"]
-    n_population = int(n_population or comp["truth_population_size"])
-    seed = int(comp["truth_seed"] if seed is None else seed)
-    key = synth.params_hash(
-        model.params,
-        extra={"n": n_population, "seed": seed, "code": _code_hash(), "model": _notebook_spec()},
-    )
+    n_population, seed = _computation(n_population, seed)
+    key = truth_key(model, n_population, seed)
     path = synth.cache_dir() / f"truth-{key}.json"
     if not use_cache:
         return _compute(model, n_population, seed, progress=progress)
+    packaged = _read_packaged(key)
+    if packaged is not None:  # shipped with the code, for exactly this code and these parameters
+        packaged.scenario = model.scenario
+        return packaged
     # One process computes a missing entry; others (notebooks run in parallel) wait for it
     # on the lock instead of repeating several seconds of simulation.
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -233,6 +233,56 @@ def true_estimands(
             fcntl.flock(lock, fcntl.LOCK_UN)
     cached.scenario = model.scenario
     return cached
+
+
+def _computation(n_population: int | None, seed: int | None) -> tuple[int, int]:
+    comp = synth.load_spec()["computation"]
+    return (
+        int(n_population or comp["truth_population_size"]),
+        int(comp["truth_seed"] if seed is None else seed),
+    )
+
+
+def truth_key(model: Any, n_population: int, seed: int) -> str:
+    """What a truth depends on: parameters, census size and seed, the code, notebook 03's model."""
+    return synth.params_hash(
+        model.params,
+        extra={"n": n_population, "seed": seed, "code": _code_hash(), "model": _notebook_spec()},
+    )
+
+
+# The truths of the default scenarios ship with the code (resources/synthetic_truth/), keyed
+# like the disk cache: a fresh clone builds the reports without the ~9 s census per scenario.
+# Any change to synth.py, synth_truth.py, the parameters or notebook 03's model changes the key,
+# so a stale file is never used; tests/test_synth.py recomputes them and fails when they are
+# missing or differ. Regenerate with:  python -m analysis.synth_truth
+PACKAGED_DIR = "synthetic_truth"
+
+
+def _packaged_folder() -> Path:
+    return Path(__file__).resolve().parent / "resources" / PACKAGED_DIR
+
+
+def _read_packaged(key: str) -> TrueEstimands | None:
+    return _read_cached(_packaged_folder() / f"truth-{key}.json")
+
+
+def write_packaged_truths(*, progress: bool = True) -> list[Path]:
+    """Compute the truth of every default scenario and store it in the package (replacing
+    stale files). Run after changing the synthetic world or notebook 03's model."""
+    folder = _packaged_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    n_population, seed = _computation(None, None)
+    written = []
+    for scenario in synth.SCENARIOS:
+        model = synth._model(scenario)
+        key = truth_key(model, n_population, seed)
+        truth = _compute(model, n_population, seed, progress=progress)
+        written.append(write_text_atomic(folder / f"truth-{key}.json", truth.to_json()))
+    for old in folder.glob("truth-*.json"):
+        if old not in written:
+            old.unlink()
+    return written
 
 
 def _read_cached(path: Path) -> TrueEstimands | None:
@@ -607,7 +657,7 @@ def _census_logistic(cells: _Cells, exog: np.ndarray):
     keep = cells.n > 0
     n_c, y_c, yy_c = cells.n[keep], cells.y[keep], cells.yy[keep]
     exog = exog[keep]
-    fit = sm.GLM(y_c / n_c, exog, family=sm.families.Binomial(), var_weights=n_c).fit(
+    fit = GLM(y_c / n_c, exog, family=families.Binomial(), var_weights=n_c).fit(
         tol=1e-13, maxiter=100
     )
     beta = fit.params
@@ -826,3 +876,8 @@ def _notebook_truths(cells: _Cells, nb: dict, values: dict, mc: dict, ref: dict)
     X, names = _nb_design(nb, "step", depression=nb["depression_term"])
     theta, se_m, se_r = _census_po(cells, X)
     put("trend_gad7_category_back_pain", theta[0], se_m[0], se_r[0])
+
+
+if __name__ == "__main__":
+    for written in write_packaged_truths():
+        print(f"wrote {written}")

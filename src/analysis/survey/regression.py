@@ -35,11 +35,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import scipy.linalg
-import statsmodels.api as sm
 from formulaic import Formula, model_matrix
 from formulaic.errors import DataMismatchWarning
 from scipy import stats
 from scipy.special import expit
+from statsmodels.genmod import families
 
 from analysis.survey.design import SurveyDesign, SurveyDesignError
 
@@ -309,8 +309,8 @@ class GLMFamily:
     def statsmodels_family(self):
         """The same family in statsmodels (used to cross-check the fit in the tests)."""
         if self.link == "logit":
-            return sm.families.Binomial()
-        return sm.families.Poisson() if self.link == "log" else sm.families.Gaussian()
+            return families.Binomial()
+        return families.Poisson() if self.link == "log" else families.Gaussian()
 
 
 def glm_family(name: str) -> GLMFamily:
