@@ -456,3 +456,26 @@ def test_data_overview_notebook_builds_on_the_synthetic_world(tmp_path):
     page = (out / "01_data_overview.html").read_text()
     assert "Synthetic data: validates the pipeline, not evidence" in page
     assert 'alt="Age of respondents (synthetic' in page
+
+
+def test_a_notebooks_declared_inputs_trigger_its_rebuild(small_project):
+    """notebooks.yaml `inputs` (e.g. 07's simulation results): a changed file re-runs it alone."""
+    p = small_project
+    plan = yaml.safe_load((p.root / "plan.yaml").read_text())
+    plan["notebooks"][1]["inputs"] = ["results/*.csv"]
+    (p.root / "plan.yaml").write_text(yaml.safe_dump(plan))
+    (p.root / "results").mkdir()
+    (p.root / "results" / "run.csv").write_text("a\n1\n")
+    first = p.build()
+    assert first.exit_code == 0
+    assert set(_statuses(p.build()).values()) == {"cached"}
+    (p.root / "results" / "run.csv").write_text("a\n2\n")
+    again = _statuses(p.build())
+    assert again == {
+        "synthetic/passing": "cached",
+        "help/passing": "cached",
+        "published/published_only": "ran",
+    }
+    # the page's provenance lists the input with its checksum
+    page = (p.root / "reports" / "published" / "published_only.html").read_text()
+    assert "results/run.csv" in page
