@@ -562,7 +562,23 @@ def _truths(scenarios: Sequence[str], progress: bool) -> dict[str, dict[str, flo
     }
 
 
+def _worker_environ() -> dict[str, Any]:
+    """Dask's environment for new worker processes, without ``MALLOC_TRIM_THRESHOLD_``.
+
+    Dask sets it to 64 KiB to return memory to the OS sooner; glibc then maps and unmaps
+    every array above 128 KiB afresh, and a replicate here (many 30,000-row arrays) runs
+    about 70% slower (2.1 s -> 3.6 s per sample, measured; benchmarks/bench_simulation.py).
+    The thread limits (one BLAS thread per single-threaded worker) are kept.
+    """
+    import dask
+
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {})
+    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    return environ
+
+
 def _run_on_dask(tasks, truths, settings, scheduler, workers, progress):
+    import dask
     from dask.distributed import Client, LocalCluster, as_completed
 
     cluster = None
@@ -570,13 +586,14 @@ def _run_on_dask(tasks, truths, settings, scheduler, workers, progress):
         client = Client(scheduler)
     else:
         n_workers = int(workers or max(1, len(os.sched_getaffinity(0))))
-        cluster = LocalCluster(
-            n_workers=n_workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",  # any free port: never clash with another cluster
-            silence_logs=40,  # logging.ERROR
-        )
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}):
+            cluster = LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",  # any free port: never clash with another cluster
+                silence_logs=40,  # logging.ERROR
+            )
         client = Client(cluster)
     try:
         n_workers = len(client.scheduler_info().get("workers", {}))
