@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+from scipy import stats
 from tqdm.auto import tqdm
 
 from analysis.io import atomic_path
@@ -233,8 +234,6 @@ def false_positive_rates(verdicts: pd.DataFrame, spec: dict | None = None) -> pd
         r = len(hits)
         rate = float(hits.mean())
         # exact one-sided 95% upper bound (Clopper-Pearson) on the true rate
-        from scipy import stats
-
         k = int(hits.sum())
         upper = float(stats.beta.ppf(0.95, k + 1, r - k)) if k < r else 1.0
         rows.append(

@@ -555,29 +555,26 @@ def _compute(model: Any, n_population: int, seed: int, *, progress: bool) -> Tru
         )
         ref[key] = math.sqrt(value * (1 - value) / (REFERENCE_N * share))
 
-    # prevalence ratios of GAD-7 by chronic pain status
-    for cut in ("ge10", "ge5"):
-        r1 = ratios[f"prevalence_gad7_{cut}_chronic_pain"]
-        r0 = ratios[f"prevalence_gad7_{cut}_no_chronic_pain"]
-        key = f"prevalence_ratio_gad7_{cut}_chronic_pain"
-        values[key] = r1.value / r0.value
-        log_mc = math.hypot(r1.mc_se / r1.value, r0.mc_se / r0.value)
-        mc[key] = values[key] * log_mc
-        log_ref = math.sqrt(
-            (1 - r1.value) / (REFERENCE_N * r1.denominator * r1.value)
-            + (1 - r0.value) / (REFERENCE_N * r0.denominator * r0.value)
-        )
-        ref[key] = values[key] * log_ref
-
-    for name in ("gad7_ge10", "anxiety_weekly_plus"):
-        r1 = ratios[f"prevalence_{name}_among_chronic_back_pain"]
-        r0 = ratios[f"prevalence_{name}_among_no_chronic_back_pain"]
-        key = f"prevalence_ratio_{name}_chronic_back_pain"
+    def prevalence_ratio(key: str, r1: _Ratio, r0: _Ratio) -> None:
         values[key] = r1.value / r0.value
         mc[key] = values[key] * math.hypot(r1.mc_se / r1.value, r0.mc_se / r0.value)
         ref[key] = values[key] * math.sqrt(
             (1 - r1.value) / (REFERENCE_N * r1.denominator * r1.value)
             + (1 - r0.value) / (REFERENCE_N * r0.denominator * r0.value)
+        )
+
+    # prevalence ratios of GAD-7 by chronic pain status (any site; and back pain, notebook 02)
+    for cut in ("ge10", "ge5"):
+        prevalence_ratio(
+            f"prevalence_ratio_gad7_{cut}_chronic_pain",
+            ratios[f"prevalence_gad7_{cut}_chronic_pain"],
+            ratios[f"prevalence_gad7_{cut}_no_chronic_pain"],
+        )
+    for name in ("gad7_ge10", "anxiety_weekly_plus"):
+        prevalence_ratio(
+            f"prevalence_ratio_{name}_chronic_back_pain",
+            ratios[f"prevalence_{name}_among_chronic_back_pain"],
+            ratios[f"prevalence_{name}_among_no_chronic_back_pain"],
         )
 
     # crude (unadjusted) census odds ratio of back pain for benzodiazepine use
