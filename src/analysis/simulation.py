@@ -21,6 +21,7 @@ pipeline; they are never evidence.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -45,6 +46,7 @@ SYNTHETIC_NOTE = (
     "rules against known truth; it is never evidence about back pain or anxiety."
 )
 VERDICT_SUPPORTED = "supported"
+Z95 = float(stats.norm.ppf(0.975))  # model SE = CI half-width / Z95
 
 
 class SimulationError(RuntimeError):
@@ -145,10 +147,6 @@ def run_replicate(
 # --------------------------------------------------------------------------- summaries
 
 
-def _z95() -> float:
-    return 1.959963984540054
-
-
 def summarise_estimates(replicates: pd.DataFrame, spec: dict | None = None) -> pd.DataFrame:
     """Bias, empirical and model SE, coverage and null-exclusion rate per scenario x estimand.
 
@@ -194,7 +192,7 @@ def summarise_estimates(replicates: pd.DataFrame, spec: dict | None = None) -> p
             "bias": bias,
             "bias_mc_se": emp_se / math.sqrt(r) if r > 1 else math.nan,
             "empirical_se": emp_se,
-            "model_se": float(((hi - lo) / (2 * _z95())).mean()),
+            "model_se": float(((hi - lo) / (2 * Z95)).mean()),
             "rmse": float(math.sqrt(((est - truth) ** 2).mean())),
             "coverage": cov,
             "coverage_mc_se": cov_se,
@@ -415,21 +413,12 @@ class SimulationResult:
             "files": {k: v for k, v in self.FILES.items() if k != "meta"},
         }
         paths = {k: out / v for k, v in self.FILES.items()}
-        with (
-            atomic_path(paths["replicates"]) as p1,
-            atomic_path(paths["verdicts"]) as p2,
-            atomic_path(paths["estimates"]) as p3,
-            atomic_path(paths["verdict_shares"]) as p4,
-            atomic_path(paths["false_positives"]) as p5,
-            atomic_path(paths["meta"]) as p6,
-        ):
-            for tmp, key in zip(
-                (p1, p2, p3, p4, p5),
-                ("replicates", "verdicts", "estimates", "verdict_shares", "false_positives"),
-                strict=True,
-            ):
-                tables[key].to_csv(tmp, index=False)
-            p6.write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
+        # all files or none: each is renamed into place only when every one was written
+        with contextlib.ExitStack() as stack:
+            tmp = {k: stack.enter_context(atomic_path(p)) for k, p in paths.items()}
+            for key, table in tables.items():
+                table.to_csv(tmp[key], index=False)
+            tmp["meta"].write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
         return paths
 
     @classmethod
