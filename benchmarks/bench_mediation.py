@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from analysis.mediation import estimate_mediation
+from analysis.models.mediation import estimate_mediation
 from analysis.survey.bootstrap import bootstrap_weights
 from analysis.survey.design import SurveyDesign
 

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from analysis import runner
+from analysis.build import runner
 
 BUILD_TARGET_S = 30.0
 REBUILD_TARGET_S = 2.0

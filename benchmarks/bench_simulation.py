@@ -10,7 +10,8 @@ Run: .venv/bin/python benchmarks/bench_simulation.py
 import os
 import time
 
-from analysis import simulation, synth
+from analysis.data.synthetic import world as synth
+from analysis.simulation import study as simulation
 
 N, B, REPS = 30_000, 50, 8
 

@@ -9,7 +9,7 @@ PLAN = FIXTURES / "notebooks.yaml"
 
 
 def fake_verdicts(findings):
-    """A stand-in for analysis.claims.evaluate_claims: one verdict per claim with findings."""
+    """A stand-in for analysis.claims.verdicts.evaluate_claims: one verdict per claim with findings."""
     by_claim: dict[str, list] = {}
     for f in findings:
         by_claim.setdefault(f.claim_id, []).append(f)

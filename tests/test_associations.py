@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.associations import (
+from analysis.claims.verdicts import evaluate_claims
+from analysis.data.schema import categorical_dtype, gad7_category, phq8_category
+from analysis.models.associations import (
     anxiety_and_pain,
     chronic_back_pain,
     comorbidity,
@@ -27,8 +29,6 @@ from analysis.associations import (
     predicted_probability_figure,
     survey_design,
 )
-from analysis.claims import evaluate_claims
-from analysis.schema import categorical_dtype, gad7_category, phq8_category
 
 N_STRATA, N_PSU = 30, 6
 P_GAD_EXPOSED, P_GAD_UNEXPOSED = 0.18, 0.06  # true PR 3.0

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from analysis import benzodiazepines as bz
-from analysis import synth
+from analysis.data.synthetic import world as synth
+from analysis.models import benzodiazepines as bz
 
 
 @pytest.fixture(scope="module")

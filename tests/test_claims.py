@@ -11,7 +11,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis.claims import (
+from analysis.claims.verdicts import (
     SYNTHETIC_NOTE,
     RegistryError,
     collect_findings,
@@ -22,7 +22,7 @@ from analysis.claims import (
     validate_against_truth,
     write_claims,
 )
-from analysis.results import VERDICTS, Finding, write_findings
+from analysis.core.findings import VERDICTS, Finding, write_findings
 
 REG = load_registry()
 

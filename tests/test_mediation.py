@@ -12,8 +12,9 @@ import pytest
 import statsmodels.api as sm
 from scipy.special import expit
 
-from analysis.claims import evaluate_claims
-from analysis.mediation import (
+from analysis.claims.verdicts import evaluate_claims
+from analysis.data.schema import NotMeasuredError
+from analysis.models.mediation import (
     EFFECTS,
     MediationError,
     _logistic_newton,
@@ -23,7 +24,6 @@ from analysis.mediation import (
     load_mediation_spec,
     not_measured_findings,
 )
-from analysis.schema import NotMeasuredError
 from analysis.survey.design import SurveyDesign
 
 N_STRATA, PSU_PER_STRATUM, ROWS_PER_PSU = 12, 6, 50

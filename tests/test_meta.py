@@ -1,4 +1,4 @@
-"""analysis.meta against R metafor 3.8.1 (values committed in tests/reference/meta_reference.json,
+"""analysis.evidence.meta against R metafor 3.8.1 (values committed in tests/reference/meta_reference.json,
 written by tests/reference/make_meta.R; R is never run here)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import matplotlib
 import numpy as np
 import pytest
 
-from analysis import meta
+from analysis.evidence import meta
 
 matplotlib.use("Agg")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis.sources.nhis_fetch import (
+from analysis.data.nhis.fetch import (
     ChecksumMismatchError,
     NHISFetchError,
     Registry,
@@ -25,8 +25,8 @@ from analysis.sources.nhis_fetch import (
     fetch_nhis_year,
     nhis_registry,
 )
-from analysis.sources.nhis_fixtures import write_fixture_zip
-from analysis.sources.nhis_recode import prepare_year
+from analysis.data.nhis.fixtures import write_fixture_zip
+from analysis.data.nhis.recode import prepare_year
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -254,7 +254,7 @@ def test_from_file_is_verified_like_a_download(cache, tmp_path):
 
 
 def test_base_url_from_environment(monkeypatch):
-    from analysis.sources.nhis_fetch import archive_url
+    from analysis.data.nhis.fetch import archive_url
 
     monkeypatch.setenv(nhis_registry().env_var, "http://127.0.0.1:8000/mirror/")
     assert archive_url(2021) == "http://127.0.0.1:8000/mirror/2021/adult21csv.zip"

@@ -11,10 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import paths, schema
-from analysis.sources.nhis_fixtures import write_fixture_csv
-from analysis.sources.nhis_recode import find_year_file, prepare_year
-from analysis.sources.nhis_validation import (
+from analysis.core import paths
+from analysis.data import schema
+from analysis.data.nhis.fixtures import write_fixture_csv
+from analysis.data.nhis.recode import find_year_file, prepare_year
+from analysis.models.published_figures import (
     compare_with_published,
     design_estimator,
     figure_targets,

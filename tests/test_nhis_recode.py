@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import schema
-from analysis.sources.nhis_codebook import NotMeasuredInYear, nhis_codebook
-from analysis.sources.nhis_fixtures import fixture_frame, write_fixture_csv, write_fixture_zip
-from analysis.sources.nhis_recode import (
+from analysis.data import schema
+from analysis.data.nhis.codebook import NotMeasuredInYear, nhis_codebook
+from analysis.data.nhis.fixtures import fixture_frame, write_fixture_csv, write_fixture_zip
+from analysis.data.nhis.recode import (
     NHISDataError,
     pool_years,
     pooled_path,
@@ -357,8 +357,8 @@ def test_prepare_nhis_writes_years_and_pooled_file(tmp_path):
 
 
 def test_load_nhis_reads_prepared_years_and_pools(tmp_path):
-    from analysis.sources.nhis_fixtures import write_fixture_csv
-    from analysis.sources.nhis_recode import load_nhis, prepare_year
+    from analysis.data.nhis.fixtures import write_fixture_csv
+    from analysis.data.nhis.recode import load_nhis, prepare_year
 
     for year in (2019, 2021):
         csv = write_fixture_csv(year, tmp_path / f"adult{year % 100}.csv", n=120, seed=year)

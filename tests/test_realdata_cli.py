@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from analysis.cli import app
 from analysis.cli.realdata_commands import parse_years
-from analysis.sources import nhis_fetch
-from analysis.sources.nhis_fetch import Registry
-from analysis.sources.nhis_fixtures import write_fixture_zip
+from analysis.data.nhis import fetch as nhis_fetch
+from analysis.data.nhis.fetch import Registry
+from analysis.data.nhis.fixtures import write_fixture_zip
 
 runner = CliRunner()
 

@@ -19,9 +19,9 @@ import yaml
 from site_fixtures import FIXTURES, PLAN, fake_verdicts
 from typer.testing import CliRunner
 
-from analysis import runner
+from analysis.build import runner
 from analysis.cli import app
-from analysis.results import VERDICTS
+from analysis.core.findings import VERDICTS
 
 
 @pytest.fixture(scope="module")
@@ -284,9 +284,9 @@ def test_pending_verdicts_group_findings_by_claim(tmp_path):
 
 
 def test_claims_hook_is_discovered_and_bad_verdicts_fail_the_build(tmp_path, monkeypatch):
-    fake = types.ModuleType("analysis.claims")
+    fake = types.ModuleType("analysis.claims.verdicts")
     fake.evaluate_claims = lambda findings: [{"claim_id": "C1", "verdict": "probably"}]
-    monkeypatch.setitem(sys.modules, "analysis.claims", fake)
+    monkeypatch.setitem(sys.modules, "analysis.claims.verdicts", fake)
     reports = tmp_path / "reports"
     out = runner.run_claims_step(reports_dir=_with_findings(reports))
     assert out["evaluated"] is False
@@ -297,7 +297,7 @@ def test_claims_hook_is_discovered_and_bad_verdicts_fail_the_build(tmp_path, mon
 
 
 def _with_findings(reports: Path) -> Path:
-    from analysis.results import Finding, write_findings
+    from analysis.core.findings import Finding, write_findings
 
     write_findings(
         [
@@ -392,7 +392,9 @@ def test_package_plan_declares_the_project_notebooks():
 
 def test_cli_reports_failure_and_exit_code(tmp_path, monkeypatch):
     monkeypatch.setenv("PAINANX_HOME", str(tmp_path))
-    monkeypatch.setitem(sys.modules, "analysis.claims", None)  # no claims registry: pending
+    monkeypatch.setitem(
+        sys.modules, "analysis.claims.verdicts", None
+    )  # no claims registry: pending
     result = CliRunner().invoke(
         app,
         [
@@ -428,10 +430,10 @@ def test_parse_years():
 
 def _synth_missing() -> str | None:
     try:
-        import analysis.synth  # noqa: F401
+        import analysis.data.synthetic.world  # noqa: F401
     except ModuleNotFoundError as exc:
-        if exc.name == "analysis.synth":
-            return "analysis.synth (the synthetic world, issue 2) is not in this checkout yet"
+        if exc.name == "analysis.data.synthetic.world":
+            return "analysis.data.synthetic.world (the synthetic world, issue 2) is not in this checkout yet"
         raise
     return None
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import schema
+from analysis.data import schema
 
 
 def good_frame(n: int = 6) -> pd.DataFrame:

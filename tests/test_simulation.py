@@ -13,9 +13,9 @@ import pytest
 from scipy import stats
 from typer.testing import CliRunner
 
-from analysis import simulation
 from analysis.cli import app
-from analysis.simulation import (
+from analysis.simulation import study as simulation
+from analysis.simulation.study import (
     SimulationError,
     SimulationResult,
     false_positive_rates,
@@ -164,7 +164,7 @@ def test_replicates_are_reproducible(small_run):
 
 
 def _truth(scenario: str) -> dict:
-    from analysis import synth
+    from analysis.data.synthetic import world as synth
 
     return dict(synth.generate(n=100, seed=0, scenario=scenario).truth)
 
@@ -196,7 +196,7 @@ def test_failing_replicate_is_named(monkeypatch):
     """An in-process cluster (threads) sees the patched generator: the error names the sample."""
     from dask.distributed import LocalCluster
 
-    from analysis import synth
+    from analysis.data.synthetic import world as synth
 
     real = synth.generate
 

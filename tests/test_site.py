@@ -21,8 +21,11 @@ import papermill
 import pytest
 from bs4 import BeautifulSoup
 
-from analysis import overview, report, site, source_registry
-from analysis.results import VERDICTS
+from analysis.build import display as report
+from analysis.build import site
+from analysis.core.findings import VERDICTS
+from analysis.data import registry as source_registry
+from analysis.models import overview
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -289,9 +292,9 @@ def test_source_registry_calls_the_declared_loader(monkeypatch):
             data=pd.DataFrame({"x": range(n)}), lazy_truth=lambda: {"true_value": 1.5}
         )
 
-    module = types.ModuleType("analysis.synth")
+    module = types.ModuleType("analysis.data.synthetic.world")
     module.generate = generate
-    monkeypatch.setitem(sys.modules, "analysis.synth", module)
+    monkeypatch.setitem(sys.modules, "analysis.data.synthetic.world", module)
     df = source_registry.load("synthetic", seed=7, n=5)
     assert len(df) == 5 and calls == {"n": 5, "seed": 7, "scenario": "literature"}
     # the declared truth attribute travels with the frame (read by associations.truth_of)

@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from site_fixtures import FIXTURES, PLAN, fake_verdicts
 
-from analysis import browser, runner
+from analysis.build import browser, runner
 
 pytestmark = pytest.mark.skipif(
     browser.missing_reason() is not None,

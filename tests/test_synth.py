@@ -13,9 +13,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from analysis import schema, synth, synth_truth
 from analysis.cli import app
-from analysis.io import frame_content_hash
+from analysis.core.io import frame_content_hash
+from analysis.data import schema
+from analysis.data.synthetic import truth as synth_truth
+from analysis.data.synthetic import world as synth
 
 PUBLISHED = {k: v["value"] for k, v in synth.load_spec()["published_checks"].items()}
 
@@ -369,14 +371,14 @@ def test_truth_cache_computes_once_when_asked_concurrently(tmp_path, monkeypatch
 @pytest.mark.parametrize("scenario", synth.SCENARIOS)
 def test_packaged_truths_are_current(scenario):
     """The truths shipped in resources/synthetic_truth/ are exactly what the code computes now
-    (a stale or missing file fails here: regenerate with `python -m analysis.synth_truth`)."""
+    (a stale or missing file fails here: regenerate with `python -m analysis.data.synthetic.truth`)."""
     model = synth._model(scenario)
     n_population, seed = synth_truth._computation(None, None)
     key = synth_truth.truth_key(model, n_population, seed)
     packaged = synth_truth._read_packaged(key)
     assert packaged is not None, (
         f"no packaged truth for scenario {scenario!r} and the current code (key {key}); "
-        "run: python -m analysis.synth_truth"
+        "run: python -m analysis.data.synthetic.truth"
     )
     fresh = synth_truth.true_estimands(model, use_cache=False, progress=False)
     assert packaged.values.keys() == fresh.values.keys()

@@ -8,8 +8,9 @@ import math
 
 import pytest
 
-from analysis import associations, benzodiazepines, claims, mediation
-from analysis.sources import load
+from analysis.claims import verdicts as claims
+from analysis.data import load
+from analysis.models import associations, benzodiazepines, mediation
 
 N, SEED = 30_000, 2019
 RATIO = {"odds ratio", "prevalence ratio"}

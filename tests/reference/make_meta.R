@@ -1,4 +1,4 @@
-# Reference values for analysis.meta from R metafor (random-effects meta-analysis).
+# Reference values for analysis.evidence.meta from R metafor (random-effects meta-analysis).
 # Run from the project root:  Rscript tests/reference/make_meta.R
 # Writes tests/reference/meta_reference.json. Tests compare against that file; they never run R.
 suppressPackageStartupMessages({

@@ -47,7 +47,6 @@ def _root(
 
 # Subcommand modules register themselves on `app` / `data_app` when imported.
 from analysis.cli import claims_commands as _claims_commands  # noqa: E402,F401
-from analysis.cli import data_commands as _data_commands  # noqa: E402,F401
 from analysis.cli import realdata_commands as _realdata_commands  # noqa: E402,F401
 from analysis.cli import run_commands as _run_commands  # noqa: E402,F401
 from analysis.cli import simulate_commands as _simulate_commands  # noqa: E402,F401

@@ -35,8 +35,13 @@ def claims_command(
 
     Example: painanx claims --reports reports
     """
-    from analysis.claims import collect_findings, evaluate_claims, load_registry, write_claims
-    from analysis.paths import reports_dir
+    from analysis.claims.verdicts import (
+        collect_findings,
+        evaluate_claims,
+        load_registry,
+        write_claims,
+    )
+    from analysis.core.paths import reports_dir
 
     folder = Path(reports) if reports is not None else reports_dir()
     reg = load_registry(registry)

@@ -27,7 +27,7 @@ _EXTRA = {"allow_extra_args": True}
 
 def parse_years(tokens: list[str] | None) -> list[int]:
     """'2019 2020', '2019,2020', '2019-2021' or 'all' -> sorted list of supported years."""
-    from analysis.sources.nhis_codebook import nhis_codebook
+    from analysis.data.nhis.codebook import nhis_codebook
 
     supported = nhis_codebook().years
     years: set[int] = set()
@@ -117,7 +117,7 @@ def fetch_nhis_command(
 
     Offline: painanx data fetch nhis --years 2019 --from-file ~/Downloads/adult19csv.zip
     """
-    from analysis.sources.nhis_fetch import NHISFetchError, fetch_nhis_year
+    from analysis.data.nhis.fetch import NHISFetchError, fetch_nhis_year
 
     chosen = _years(ctx, years)
     if from_file is not None and len(chosen) != 1:
@@ -182,7 +182,7 @@ def prepare_nhis_command(
 
     Example: painanx data prepare nhis --years 2019 2021 2023
     """
-    from analysis.sources.nhis_recode import NHISDataError, prepare_nhis
+    from analysis.data.nhis.recode import NHISDataError, prepare_nhis
 
     chosen = _years(ctx, years)
     try:
@@ -213,9 +213,9 @@ def prepare_help_command(
 
     Example: painanx data prepare help
     """
-    from analysis import paths
-    from analysis.io import write_parquet_atomic
-    from analysis.sources.help import load_help
+    from analysis.core import paths
+    from analysis.core.io import write_parquet_atomic
+    from analysis.data.help import load_help
 
     frame = load_help()
     target = write_parquet_atomic(frame, out or paths.processed_dir() / "help.parquet")
@@ -233,7 +233,7 @@ def nhis_measures_command(
 
     Example: painanx data nhis-measures --year 2022
     """
-    from analysis.sources.nhis_codebook import nhis_codebook
+    from analysis.data.nhis.codebook import nhis_codebook
 
     book = nhis_codebook()
     if year is None:

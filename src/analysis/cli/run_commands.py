@@ -106,7 +106,7 @@ def run(
       painanx run --data nhis --years 2019,2022
       painanx run --only 02 --force        re-run one notebook (and stale dependencies)
     """
-    from analysis import runner
+    from analysis.build import runner
 
     try:
         result = runner.build(

@@ -60,8 +60,8 @@ def simulate_command(
       painanx simulate --replicates 50 --n 5000         a quick look
       painanx simulate --scheduler tcp://host:8786      scale out on a Dask cluster
     """
-    from analysis import paths
-    from analysis.simulation import load_spec, run_simulation
+    from analysis.core import paths
+    from analysis.simulation.study import load_spec, run_simulation
 
     folder = out
     if folder is None:

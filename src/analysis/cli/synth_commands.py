@@ -8,9 +8,10 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from analysis import paths, synth
 from analysis.cli import data_app
-from analysis.io import write_text_atomic
+from analysis.core import paths
+from analysis.core.io import write_text_atomic
+from analysis.data.synthetic import world as synth
 
 
 def _parse_overrides(assignments: list[str]) -> dict[str, Any]:

@@ -51,7 +51,7 @@ def _ordered_codes(values: pd.Series, outcome: str) -> tuple[np.ndarray, list]:
     elif pd.api.types.is_string_dtype(values):  # text (object columns are inspected)
         raise SurveyModelError(
             f"outcome '{outcome}' is text: make it an ordered categorical (e.g. "
-            f"analysis.schema.categorical_dtype('{outcome}')) so the order of its levels is "
+            f"analysis.data.schema.categorical_dtype('{outcome}')) so the order of its levels is "
             "explicit, not alphabetical"
         )
     else:

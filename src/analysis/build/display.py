@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from analysis.io import atomic_path
+from analysis.core.io import atomic_path
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from analysis.io import write_text_atomic
+from analysis.core.io import write_text_atomic
 
 SOURCES = ("synthetic", "help", "nhis", "published")
 EVIDENCE_SOURCES = ("help", "nhis", "published")  # synthetic runs validate; they are never evidence

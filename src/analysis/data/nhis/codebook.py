@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from analysis import schema
+from analysis.data import schema
 
 __all__ = [
     "NHISCodebook",

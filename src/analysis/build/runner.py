@@ -8,7 +8,7 @@ resources), the installed package versions, its input files and its dependencies
 fingerprints. Fingerprints live in ``reports/manifest.json`` (written atomically).
 
 After the notebooks, the claims step reads every ``reports/**/findings/*.json`` and, when
-``analysis.claims.evaluate_claims`` exists, writes its verdicts to ``reports/claims.json``
+``analysis.claims.verdicts.evaluate_claims`` exists, writes its verdicts to ``reports/claims.json``
 and ``claims.csv``; then ``reports/index.html`` (the claims dashboard) is written.
 """
 
@@ -31,11 +31,12 @@ from typing import Any
 import yaml
 
 import analysis
-from analysis import paths, provenance
-from analysis.io import sha256_file, write_text_atomic
-from analysis.source_registry import SourceSpec, parse_source_specs, resolve_inputs, source_specs
+from analysis.core import paths
+from analysis.core import provenance
+from analysis.core.io import sha256_file, write_text_atomic
+from analysis.data.registry import SourceSpec, parse_source_specs, resolve_inputs, source_specs
 
-PLAN_YAML = Path(__file__).parent / "resources" / "notebooks.yaml"
+PLAN_YAML = Path(__file__).resolve().parents[1] / "resources" / "notebooks.yaml"
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
 UNLISTED_NOTEBOOK_SOURCES = ("synthetic", "help", "nhis")
@@ -405,7 +406,7 @@ def _execute_task(task: _Task, *, notebooks_dir: Path, kernel_name: str, cell_ti
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    from analysis import site
+    from analysis.build import site
 
     run = task.run
     name = task.spec.name
@@ -555,7 +556,7 @@ def build(
     ``sources=None`` builds the default sources (those marked ``default: always``, plus
     ``when_available`` ones whose input files exist). ``only`` limits the build to the named
     notebooks (and their dependencies). ``claims_hook``: "auto" uses
-    ``analysis.claims.evaluate_claims`` when it exists; None disables verdicts; or a callable.
+    ``analysis.claims.verdicts.evaluate_claims`` when it exists; None disables verdicts; or a callable.
     """
     from tqdm.auto import tqdm
 
@@ -867,9 +868,9 @@ def _parameters(
 
 def _discover_claims_hook() -> Callable | None:
     try:
-        module = importlib.import_module("analysis.claims")
+        module = importlib.import_module("analysis.claims.verdicts")
     except ModuleNotFoundError as exc:
-        if exc.name == "analysis.claims":
+        if exc.name == "analysis.claims.verdicts":
             return None
         raise
     return getattr(module, "evaluate_claims", None)
@@ -901,8 +902,8 @@ def run_claims_step(
 
     Returns {"evaluated", "verdicts", "findings" (dicts), "error"}.
     """
-    from analysis import site
-    from analysis.results import read_findings
+    from analysis.build import site
+    from analysis.core.findings import read_findings
 
     reports_dir = Path(reports_dir)
     out: dict[str, Any] = {"evaluated": False, "verdicts": [], "findings": [], "error": None}
@@ -916,8 +917,8 @@ def run_claims_step(
     site.write_csv(reports_dir / "findings.csv", out["findings"], FINDINGS_CSV_COLUMNS)
     try:
         hook = _discover_claims_hook() if claims_hook == "auto" else claims_hook
-    except Exception as exc:  # analysis.claims exists but fails to import
-        hook, out["error"] = None, f"analysis.claims failed to import: {type(exc).__name__}: {exc}"
+    except Exception as exc:  # analysis.claims.verdicts exists but fails to import
+        hook, out["error"] = None, f"analysis.claims.verdicts failed to import: {type(exc).__name__}: {exc}"
     if hook is not None and out["error"] is None:
         try:
             out["verdicts"] = site.validate_verdicts(hook(findings))
@@ -1021,7 +1022,7 @@ def write_index(
     site_provenance: dict,
 ) -> Path:
     """Write reports/index.html and build_status.csv from this build and the manifest."""
-    from analysis import site
+    from analysis.build import site
 
     reports_dir = result.reports_dir
     by_key = {r.key: r for r in result.runs}

@@ -13,7 +13,7 @@ every estimator and notebook can be checked against a truth that is known exactl
   weighting classes (age group x sex).
 * The truth (true prevalences, census values of the adjusted odds ratios, natural
   direct and indirect effects, the benzodiazepine effect) is computed by
-  ``analysis.synth_truth`` and cached on disk keyed on a hash of the parameters.
+  ``analysis.data.synthetic.truth`` and cached on disk keyed on a hash of the parameters.
 
 Use ``generate`` for an in-memory sample (30,000 adults in well under a second) and
 ``generate_to_parquet`` to stream millions of rows to a Parquet file.
@@ -43,8 +43,9 @@ import pyarrow.parquet as pq
 import yaml
 from scipy import optimize, special, stats
 
-from analysis import paths, schema
-from analysis.io import atomic_path, write_text_atomic
+from analysis.core import paths
+from analysis.core.io import atomic_path, write_text_atomic
+from analysis.data import schema
 
 __all__ = [
     "AGE_GROUPS",
@@ -1190,7 +1191,7 @@ def read_parquet(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def _truth_module():
-    from analysis import synth_truth
+    from analysis.data.synthetic import truth as synth_truth
 
     return synth_truth
 

@@ -19,8 +19,8 @@ import pandas as pd
 from statsmodels.regression.linear_model import OLS
 from statsmodels.tools.tools import add_constant
 
-from analysis.results import Finding
-from analysis.schema import NotMeasuredError
+from analysis.core.findings import Finding
+from analysis.data.schema import NotMeasuredError
 
 ESTIMAND = "within_person_bodily_pain_per_nervousness_step"
 PAIN = "sf36_bodily_pain"  # 0-100, higher = LESS pain

@@ -25,9 +25,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from analysis import meta
-from analysis.paths import evidence_dir
-from analysis.results import Finding
+from analysis.core.findings import Finding
+from analysis.core.paths import evidence_dir
+from analysis.evidence import meta
 
 __all__ = [
     "EvidenceValidationError",

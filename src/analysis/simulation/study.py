@@ -39,7 +39,7 @@ import yaml
 from scipy import stats
 from tqdm.auto import tqdm
 
-from analysis.io import atomic_path
+from analysis.core.io import atomic_path
 
 SYNTHETIC_NOTE = (
     "Simulation study on the SYNTHETIC world: it validates the estimators and the claims' "
@@ -83,7 +83,9 @@ def run_replicate(
     "verdicts": {claim: verdict}}``; a row holds estimate, CI and truth of one estimand.
     ``truth`` is passed in (computed once by the caller) so workers never recompute it.
     """
-    from analysis import associations, benzodiazepines, claims, mediation, synth
+    from analysis.claims import verdicts as claims
+    from analysis.data.synthetic import world as synth
+    from analysis.models import associations, benzodiazepines, mediation
 
     spec = load_spec()
     t0 = time.perf_counter()
@@ -364,7 +366,7 @@ class SimulationResult:
 
     def write_summary(self, path: str | os.PathLike[str]) -> Path:
         """The summaries (not the replicates) as one JSON file, written atomically."""
-        from analysis.io import write_text_atomic
+        from analysis.core.io import write_text_atomic
 
         payload = {
             "note": SYNTHETIC_NOTE,
@@ -394,7 +396,7 @@ class SimulationResult:
         Each file is written to a temporary name and renamed; a failure leaves the previous
         results as they were.
         """
-        from analysis import provenance
+        from analysis.core import provenance
 
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -463,7 +465,8 @@ def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
 
 def _provenance(provenance_module) -> dict[str, Any]:
     """Commit, library-code hash and package versions: which code produced these numbers."""
-    from analysis import paths, runner
+    from analysis.build import runner
+    from analysis.core import paths
 
     return {
         "git": provenance_module.git_info(paths.project_root()),
@@ -496,7 +499,7 @@ def run_simulation(
     process may use) is started and closed. A failing replicate stops the run with a
     `SimulationError` naming it.
     """
-    from analysis import synth
+    from analysis.data.synthetic import world as synth
 
     d = load_spec()["defaults"]
     settings = {
@@ -542,7 +545,7 @@ def run_simulation(
 
 def _truths(scenarios: Sequence[str], progress: bool) -> dict[str, dict[str, float]]:
     """Each scenario's truth, once, here (cached on disk): workers receive it with each task."""
-    from analysis import synth
+    from analysis.data.synthetic import world as synth
 
     return {
         s: dict(synth.generate(n=100, seed=0, scenario=s).true_estimands(progress=progress).values)
@@ -633,7 +636,7 @@ def _run_on_dask(tasks, truths, settings, scheduler, workers, progress):
 def result_locations(root: str | os.PathLike[str] | None = None) -> list[Path]:
     """Where results are looked for, in order: a run of ``painanx simulate`` (reports/simulation)
     first, then the reference run committed with the code (data/simulation)."""
-    from analysis import paths
+    from analysis.core import paths
 
     base = Path(root) if root is not None else paths.project_root()
     return [base / load_spec()["defaults"]["output_dir"], base / "data" / "simulation"]
@@ -714,7 +717,7 @@ def verdict_figure(result: SimulationResult, ax=None):
     """Share of samples with each verdict, per claim and scenario (stacked bars)."""
     import matplotlib.pyplot as plt
 
-    from analysis.results import VERDICTS
+    from analysis.core.findings import VERDICTS
 
     shares = result.verdict_shares
     wide = shares.pivot_table(

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import schema
-from analysis.io import atomic_path
-from analysis.sources.nhis_codebook import NHISCodebook, SourceVariable, nhis_codebook
+from analysis.core.io import atomic_path
+from analysis.data import schema
+from analysis.data.nhis.codebook import NHISCodebook, SourceVariable, nhis_codebook
 
 __all__ = ["fixture_frame", "write_fixture_csv", "write_fixture_zip"]
 

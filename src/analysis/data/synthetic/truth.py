@@ -42,8 +42,8 @@ from statsmodels.genmod import families
 from statsmodels.genmod.generalized_linear_model import GLM
 from tqdm.auto import tqdm
 
-from analysis import synth
-from analysis.io import write_text_atomic
+from analysis.core.io import write_text_atomic
+from analysis.data.synthetic import world as synth
 
 REFERENCE_N = 30_000
 _CHUNK = 500_000
@@ -255,12 +255,12 @@ def truth_key(model: Any, n_population: int, seed: int) -> str:
 # like the disk cache: a fresh clone builds the reports without the ~9 s census per scenario.
 # Any change to synth.py, synth_truth.py, the parameters or notebook 03's model changes the key,
 # so a stale file is never used; tests/test_synth.py recomputes them and fails when they are
-# missing or differ. Regenerate with:  python -m analysis.synth_truth
+# missing or differ. Regenerate with:  python -m analysis.data.synthetic.truth
 PACKAGED_DIR = "synthetic_truth"
 
 
 def _packaged_folder() -> Path:
-    return Path(__file__).resolve().parent / "resources" / PACKAGED_DIR
+    return Path(__file__).resolve().parents[2] / "resources" / PACKAGED_DIR
 
 
 def _read_packaged(key: str) -> TrueEstimands | None:
@@ -767,7 +767,7 @@ def _ordinal_truths(cells: _Cells, values: dict, mc: dict, ref: dict) -> None:
 
 
 # ------------------------------------------------------- notebook 03 model truths --
-# Notebook 03 (analysis.associations.anxiety_and_pain) adjusts for age in years, sex, BMI
+# Notebook 03 (analysis.models.associations.anxiety_and_pain) adjusts for age in years, sex, BMI
 # group, depression (PHQ-8 score; PHQ-8 >= 10 in the depression model) and activity: its
 # regressors are discrete too (integer ages 18-85), so its census fits are again fits to
 # cell sums, over these cells.
@@ -779,7 +779,7 @@ N_NB_CELLS = int(np.prod(_NB_SHAPE))
 
 def _notebook_spec() -> dict:
     """The parts of ``associations.yaml`` that define notebook 03's model (and C1's cut)."""
-    from analysis import associations  # late: associations imports the survey machinery
+    from analysis.models import associations  # late: associations imports the survey machinery
 
     spec = associations.load_spec()["anxiety_pain"]
     return {

@@ -37,9 +37,9 @@ import yaml
 from scipy import stats
 from scipy.special import expit
 
-from analysis.evalue import evalue
-from analysis.results import Finding
-from analysis.schema import NotMeasuredError, require_measured
+from analysis.core.findings import Finding
+from analysis.data.schema import NotMeasuredError, require_measured
+from analysis.models.evalue import evalue
 from analysis.survey.design import SurveyDesign
 from analysis.survey.ordinal import SurveyOrdinalResult, svyolr
 from analysis.survey.regression import SurveyGLMResult, WaldTestResult, svyglm
@@ -61,7 +61,7 @@ def load_spec() -> dict:
 
 
 def _registry_estimand(key: str):
-    from analysis.claims import load_registry
+    from analysis.claims.verdicts import load_registry
 
     est = load_registry().estimands.get(key)
     if est is None:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from analysis import schema
+from analysis.data import schema
 
 __all__ = [
     "HelpCodebook",

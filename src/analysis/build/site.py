@@ -22,11 +22,11 @@ from pathlib import Path
 import jinja2
 
 from analysis import __version__
-from analysis.io import write_text_atomic
-from analysis.report import format_number
-from analysis.results import SOURCES, VERDICTS
+from analysis.core.io import write_text_atomic
+from analysis.build.display import format_number
+from analysis.core.findings import SOURCES, VERDICTS
 
-TEMPLATES_DIR = Path(__file__).parent / "resources" / "templates"
+TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "resources" / "templates"
 NBCONVERT_TEMPLATES_DIR = TEMPLATES_DIR / "nbconvert"
 SYNTHETIC_BANNER = "Synthetic data: validates the pipeline, not evidence"
 
@@ -160,7 +160,7 @@ def prepare_notebook_for_page(nb, title: str):
 def ensure_alt_text(nb, notebook_title: str = "notebook"):
     """A copy of the notebook where every image output carries alt text.
 
-    Figures shown with `analysis.report.figure` already have one (from their title or caption);
+    Figures shown with `analysis.build.display.figure` already have one (from their title or caption);
     others get "Figure N in section '<nearest heading>'" or the first comment line of their cell.
     """
     nb = copy.deepcopy(nb)
@@ -281,11 +281,11 @@ def export_notebook_page(
 
 
 def validate_verdicts(verdicts: Iterable[Mapping]) -> list[dict]:
-    """Check verdict dicts from `analysis.claims.evaluate_claims`; a clear error names what is wrong."""
+    """Check verdict dicts from `analysis.claims.verdicts.evaluate_claims`; a clear error names what is wrong."""
     out: list[dict] = []
     for i, v in enumerate(verdicts):
         if not isinstance(v, Mapping) and callable(getattr(v, "to_dict", None)):
-            v = v.to_dict()  # analysis.claims.Verdict
+            v = v.to_dict()  # analysis.claims.verdicts.Verdict
         if not isinstance(v, Mapping):
             raise ValueError(f"verdict #{i}: expected a dict, got {type(v).__name__}")
         missing = [k for k in VERDICT_KEYS if k not in v]

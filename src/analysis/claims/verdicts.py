@@ -3,7 +3,7 @@
 The article's claims, their estimands and the decision rules live in
 ``resources/claims.yaml`` (data, fixed before any data was seen). This module loads and
 validates that registry and applies its rules to the findings the notebooks wrote
-(``analysis.results``). No number reaches a verdict by hand, and findings from the
+(``analysis.core.findings``). No number reaches a verdict by hand, and findings from the
 synthetic world only validate the pipeline: they never count as evidence.
 """
 
@@ -19,9 +19,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from analysis.evalue import RATIO_MEASURES, evalue
-from analysis.io import atomic_path
-from analysis.results import EVIDENCE_SOURCES, SOURCES, VERDICTS, Finding, read_findings
+from analysis.core.findings import EVIDENCE_SOURCES, SOURCES, VERDICTS, Finding, read_findings
+from analysis.core.io import atomic_path
+from analysis.models.evalue import RATIO_MEASURES, evalue
 
 CLAIM_TYPES = ("prevalence", "association", "mediation", "treatment effect", "harm", "course")
 CHECK_KINDS = ("directional", "level", "statement", "comparative")

@@ -18,9 +18,9 @@ from typing import Any
 
 import yaml
 
-from analysis import paths
+from analysis.core import paths
 
-SOURCES_YAML = Path(__file__).parent / "resources" / "sources.yaml"
+SOURCES_YAML = Path(__file__).resolve().parents[1] / "resources" / "sources.yaml"
 DEFAULT_MODES = ("always", "when_available", "never")
 
 
@@ -162,7 +162,7 @@ def load(
     n: int | None = None,
     scenario: str | None = None,
 ):
-    """Load a data source as the tidy respondent frame (see analysis.schema).
+    """Load a data source as the tidy respondent frame (see analysis.data.schema).
 
     Notebooks call this with their parameters, e.g.
     ``load("synthetic", seed=2019, n=30000, scenario="literature")``. Parameters a source does

@@ -24,7 +24,7 @@ def project_root() -> Path:
     for candidate in (here, *here.parents):
         if _is_project_root(candidate):
             return candidate
-    source_tree = Path(__file__).resolve().parents[2]
+    source_tree = Path(__file__).resolve().parents[3]
     if _is_project_root(source_tree):
         return source_tree
     return here

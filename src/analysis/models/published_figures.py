@@ -21,7 +21,7 @@ from importlib import resources
 
 import pandas as pd
 
-from analysis import schema
+from analysis.data import schema
 
 __all__ = [
     "Estimator",
@@ -129,7 +129,7 @@ class ValidationPlan:
 def figure_targets(frame: pd.DataFrame, year: int = 2019) -> ValidationPlan:
     """Map each published figure of ``year`` to its indicator and domain in ``frame``.
 
-    Raises `analysis.schema.NotMeasuredError` if the frame lacks a needed column, and
+    Raises `analysis.data.schema.NotMeasuredError` if the frame lacks a needed column, and
     ValueError if a positive level is not a level of that column (a mapping typo).
     """
     table = published_figures(year)

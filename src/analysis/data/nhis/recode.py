@@ -21,10 +21,11 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from analysis import paths, schema
-from analysis.io import write_parquet_atomic
-from analysis.sources.nhis_codebook import NHISCodebook, SourceVariable, nhis_codebook
-from analysis.sources.nhis_fetch import check_archive, find_member
+from analysis.core import paths
+from analysis.core.io import write_parquet_atomic
+from analysis.data import schema
+from analysis.data.nhis.codebook import NHISCodebook, SourceVariable, nhis_codebook
+from analysis.data.nhis.fetch import check_archive, find_member
 
 __all__ = [
     "DESIGN_LABELS",
@@ -461,7 +462,7 @@ def find_year_file(year: int, search_dirs: Iterable[Path]) -> Path | None:
 
 def default_raw_dirs() -> list[Path]:
     """Where `prepare_nhis` looks by default: the fetch cache, then ``../shared/data``."""
-    from analysis.sources.nhis_fetch import default_cache_dir
+    from analysis.data.nhis.fetch import default_cache_dir
 
     return [default_cache_dir(), paths.project_root().parent / "shared" / "data"]
 
