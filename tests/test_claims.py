@@ -11,18 +11,16 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from analysis.claims.registry import VERDICTS, RegistryError, load_registry, parse_registry
 from analysis.claims.verdicts import (
     SYNTHETIC_NOTE,
-    RegistryError,
     collect_findings,
     evaluate_claims,
-    load_registry,
-    parse_registry,
     summary,
     validate_against_truth,
     write_claims,
 )
-from analysis.core.findings import VERDICTS, Finding, write_findings
+from analysis.core.findings import Finding, estimand_catalogue, write_findings
 
 REG = load_registry()
 
@@ -531,3 +529,17 @@ def test_cli_writes_claims_from_findings_files(tmp_path):
     assert "C8    supported" in result.output
     back = json.loads((tmp_path / "claims.json").read_text())
     assert back[7]["verdict"] == "supported" and back[0]["verdict"] == "insufficient evidence"
+
+
+def test_estimand_catalogue_agrees_with_the_registry():
+    """The findings contract's reading of claims.yaml is the registry's, field for field."""
+    catalogue = estimand_catalogue()
+    assert catalogue.keys() == REG.estimands.keys()
+    for key, info in catalogue.items():
+        e = REG.estimands[key]
+        assert (info.claim_id, info.measure, info.null, info.sources) == (
+            e.claim_id,
+            e.measure,
+            e.null,
+            e.sources,
+        ), key

@@ -8,6 +8,7 @@ import copy
 import pytest
 
 from analysis.claims import verdicts as claims
+from analysis.claims.registry import load_registry
 from analysis.evidence import mapping as evidence_map
 from analysis.evidence.studies import evidence_findings, load_studies, study_finding
 
@@ -21,7 +22,7 @@ def studies():
 
 @pytest.fixture(scope="module")
 def registry():
-    return claims.load_registry()
+    return load_registry()
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +32,11 @@ def context(studies):
 
 @pytest.fixture(scope="module")
 def mapped(studies, context, registry):
-    return evidence_map.registry_findings(studies, context, registry)
+    return evidence_map.registry_findings(studies, context, registry.estimands)
 
 
 def test_mapping_file_is_valid(studies, registry):
-    assert evidence_map.validate_mapping(studies, registry) == []
+    assert evidence_map.validate_mapping(studies, registry.estimands) == []
 
 
 def test_mapping_names_real_keys_studies_and_agreeing_measures(studies, registry):
@@ -75,7 +76,7 @@ def test_mapping_names_real_keys_studies_and_agreeing_measures(studies, registry
 def test_validation_catches_bad_entries(studies, registry, mutate, expected):
     spec = copy.deepcopy(evidence_map.mapping())
     mutate(spec)
-    problems = evidence_map.validate_mapping(studies, registry, spec)
+    problems = evidence_map.validate_mapping(studies, registry.estimands, spec)
     assert any(expected in p for p in problems), problems
 
 
@@ -115,7 +116,9 @@ def test_study_level_findings_alone_give_no_verdicts(context, registry):
 
 
 def test_direct_only_drops_proxies(studies, context, registry, mapped):
-    direct = evidence_map.registry_findings(studies, context, registry, include_proxies=False)
+    direct = evidence_map.registry_findings(
+        studies, context, registry.estimands, include_proxies=False
+    )
     assert all(f.extra["match"] == "direct" for f in direct)
     assert len(direct) == sum(f.extra["match"] == "direct" for f in mapped)
 

@@ -20,8 +20,8 @@ from site_fixtures import FIXTURES, PLAN, fake_verdicts
 from typer.testing import CliRunner
 
 from analysis.build import runner
+from analysis.claims.registry import VERDICTS
 from analysis.cli import app
-from analysis.core.findings import VERDICTS
 
 
 @pytest.fixture(scope="module")

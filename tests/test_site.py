@@ -23,7 +23,7 @@ from bs4 import BeautifulSoup
 
 from analysis.build import display as report
 from analysis.build import site
-from analysis.core.findings import VERDICTS
+from analysis.claims.registry import VERDICTS
 from analysis.data import registry as source_registry
 from analysis.models import overview
 

@@ -1,10 +1,8 @@
-"""The claims registry and its verdicts.
+"""The verdict engine: each claim's fixed rule applied to the findings of a build.
 
-The article's claims, their estimands and the decision rules live in
-``resources/claims.yaml`` (data, fixed before any data was seen). This module loads and
-validates that registry and applies its rules to the findings the notebooks wrote
-(``analysis.core.findings``). No number reaches a verdict by hand, and findings from the
-synthetic world only validate the pipeline: they never count as evidence.
+The rules are data (`analysis.claims.registry`); this module judges findings against them.
+No number reaches a verdict by hand, and findings from the synthetic world only validate the
+pipeline: they never count as evidence.
 """
 
 from __future__ import annotations
@@ -13,310 +11,26 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from analysis.core.findings import EVIDENCE_SOURCES, SOURCES, VERDICTS, Finding, read_findings
+from analysis.claims.registry import (
+    VERDICTS,
+    Claim,
+    Estimand,
+    Registry,
+    load_registry,
+)
+from analysis.core.findings import EVIDENCE_SOURCES, Finding, read_findings
 from analysis.core.io import atomic_path
 from analysis.models.evalue import RATIO_MEASURES, evalue
-
-CLAIM_TYPES = ("prevalence", "association", "mediation", "treatment effect", "harm", "course")
-CHECK_KINDS = ("directional", "level", "statement", "comparative")
-DIRECTIONS = ("greater", "less", "none")
-ROLES = ("primary", "context")
-COMBINES = ("all", "any")
-MEANINGFUL_TESTS = ("estimate", "ci")
 
 SUPPORTED, PARTLY, NOT_SUPPORTED, CONTRADICTED, INSUFFICIENT = VERDICTS
 SYNTHETIC_NOTE = (
     "Synthetic findings are validation only: they check the pipeline against a known truth "
     "and never count as evidence."
 )
-
-
-class RegistryError(ValueError):
-    """The claims registry is malformed; the message names the claim and the field."""
-
-
-# --------------------------------------------------------------------------- registry
-
-
-@dataclass(frozen=True)
-class Estimand:
-    key: str
-    claim_id: str
-    description: str
-    measure: str
-    null: float | None
-    direction: str
-    meaningful: float | None
-    role: str
-    sources: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Check:
-    kind: str
-    estimands: tuple[str, ...] = ()
-    meaningful_test: str = "estimate"
-    at_least: float | None = None
-    contradicted_below: float | None = None
-    reference: str | None = None
-    alternatives: tuple[str, ...] = ()
-    min_alternatives: int = 1
-
-    def keys(self) -> tuple[str, ...]:
-        if self.kind == "comparative":
-            return (self.reference, *self.alternatives)  # type: ignore[return-value]
-        return self.estimands
-
-
-@dataclass(frozen=True)
-class Claim:
-    id: str
-    sentence: str
-    sentence_is_paraphrase: bool
-    claim_type: str
-    sources: tuple[str, ...]
-    estimands: tuple[Estimand, ...]
-    combine: str
-    checks: tuple[Check, ...]
-    caveats: tuple[str, ...]
-
-    def keys(self) -> set[str]:
-        """Every estimand key this claim shows: its own and those its checks use."""
-        own = {e.key for e in self.estimands}
-        return own | {k for c in self.checks for k in c.keys()}
-
-
-@dataclass(frozen=True)
-class Registry:
-    claims: tuple[Claim, ...]
-    estimands: dict[str, Estimand]
-    where: str = "claims.yaml"
-
-    def claim(self, claim_id: str) -> Claim:
-        for c in self.claims:
-            if c.id == claim_id:
-                return c
-        raise KeyError(f"{self.where}: no claim {claim_id!r}")
-
-    def to_frame(self) -> pd.DataFrame:
-        rows = [
-            {
-                "claim_id": e.claim_id,
-                "estimand": e.key,
-                "measure": e.measure,
-                "null": e.null,
-                "direction": e.direction,
-                "meaningful": e.meaningful,
-                "role": e.role,
-                "sources": ", ".join(e.sources),
-            }
-            for e in self.estimands.values()
-        ]
-        return pd.DataFrame(rows)
-
-
-def _err(where: str, claim: str, fld: str, msg: str) -> RegistryError:
-    return RegistryError(f"{where}: claim {claim}: field '{fld}': {msg}")
-
-
-def _req(d: dict, fld: str, where: str, claim: str, kind, pre: str = ""):
-    if not isinstance(d, dict) or fld not in d:
-        raise _err(where, claim, pre + fld, "missing")
-    v = d[fld]
-    if not isinstance(v, kind):
-        raise _err(where, claim, pre + fld, f"expected {_kind_name(kind)}, got {v!r}")
-    return v
-
-
-def _kind_name(kind) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(
-        {str: "text", list: "a list", dict: "a mapping", bool: "true/false"}.get(k, "a number")
-        for k in kinds
-    )
-
-
-def _num(
-    d: dict, fld: str, where: str, claim: str, required: bool = False, pre: str = ""
-) -> float | None:
-    v = d.get(fld)
-    if v is None:
-        if required:
-            raise _err(where, claim, pre + fld, "missing (a number is required)")
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise _err(where, claim, pre + fld, f"expected a number, got {v!r}")
-    return float(v)
-
-
-def _choice(d: dict, fld: str, where: str, claim: str, options, default=None, pre="") -> str:
-    v = d.get(fld, default)
-    if v not in options:
-        raise _err(where, claim, pre + fld, f"expected one of {list(options)}, got {v!r}")
-    return v
-
-
-def _str_list(d: dict, fld: str, where: str, claim: str, options=None, pre="") -> tuple[str, ...]:
-    v = _req(d, fld, where, claim, list, pre)
-    if not v or not all(isinstance(x, str) for x in v):
-        raise _err(where, claim, pre + fld, f"expected a non-empty list of text, got {v!r}")
-    if options is not None:
-        bad = [x for x in v if x not in options]
-        if bad:
-            raise _err(where, claim, pre + fld, f"unknown {bad}; expected among {list(options)}")
-    return tuple(v)
-
-
-def _parse_estimand(d: dict, where: str, cid: str, i: int) -> Estimand:
-    key = _req(d, "key", where, cid, str, f"estimands[{i}].")
-    pre = f"estimands[{key}]."
-    direction = _choice(d, "direction", where, cid, DIRECTIONS, pre=pre)
-    null = _num(d, "null_value", where, cid, pre=pre)
-    meaningful = _num(d, "meaningful", where, cid, pre=pre)
-    if direction != "none" and null is None:
-        raise _err(where, cid, pre + "null_value", f"direction {direction!r} needs a null value")
-    if meaningful is not None:
-        if direction == "none":
-            raise _err(where, cid, pre + "meaningful", "a level estimand has no meaningful size")
-        if (direction == "greater" and meaningful <= null) or (
-            direction == "less" and meaningful >= null
-        ):
-            raise _err(
-                where,
-                cid,
-                pre + "meaningful",
-                f"{meaningful} is not on the claimed ({direction}) side of the null {null}",
-            )
-    return Estimand(
-        key=key,
-        claim_id=cid,
-        description=_req(d, "description", where, cid, str, pre),
-        measure=_req(d, "measure", where, cid, str, pre),
-        null=null,
-        direction=direction,
-        meaningful=meaningful,
-        role=_choice(d, "role", where, cid, ROLES, pre=pre),
-        sources=_str_list(d, "sources", where, cid, SOURCES, pre),
-    )
-
-
-def _parse_check(d: dict, where: str, cid: str, i: int) -> Check:
-    pre = f"rule.checks[{i}]."
-    if not isinstance(d, dict):
-        raise _err(where, cid, f"rule.checks[{i}]", f"expected a mapping, got {d!r}")
-    kind = _choice(d, "kind", where, cid, CHECK_KINDS, pre=pre)
-    if kind == "comparative":
-        ref = _req(d, "reference", where, cid, str, pre)
-        alts = _str_list(d, "alternatives", where, cid, pre=pre)
-        n = d.get("min_alternatives", 1)
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(alts):
-            raise _err(where, cid, pre + "min_alternatives", f"expected 1..{len(alts)}, got {n!r}")
-        return Check(kind=kind, reference=ref, alternatives=alts, min_alternatives=n)
-    check = Check(
-        kind=kind,
-        estimands=_str_list(d, "estimands", where, cid, pre=pre),
-        meaningful_test=_choice(
-            d, "meaningful_test", where, cid, MEANINGFUL_TESTS, "estimate", pre=pre
-        ),
-        at_least=_num(d, "at_least", where, cid, required=kind == "level", pre=pre),
-        contradicted_below=_num(d, "contradicted_below", where, cid, pre=pre),
-    )
-    if (
-        check.contradicted_below is not None
-        and check.at_least is not None
-        and check.contradicted_below >= check.at_least
-    ):
-        raise _err(where, cid, pre + "contradicted_below", "must be below at_least")
-    return check
-
-
-def parse_registry(raw: object, where: str = "claims.yaml") -> Registry:
-    """Validate a parsed registry; every error names the claim and the field."""
-    if not isinstance(raw, dict) or not isinstance(raw.get("claims"), list):
-        raise RegistryError(f"{where}: expected a mapping with a 'claims' list")
-    claims: list[Claim] = []
-    estimands: dict[str, Estimand] = {}
-    for i, c in enumerate(raw["claims"]):
-        cid = c.get("id", f"#{i}") if isinstance(c, dict) else f"#{i}"
-        if not isinstance(c, dict):
-            raise _err(where, cid, "(claim)", f"expected a mapping, got {c!r}")
-        _req(c, "id", where, cid, str)
-        if any(x.id == cid for x in claims):
-            raise _err(where, cid, "id", "duplicate claim id")
-        est_list = _req(c, "estimands", where, cid, list)
-        ests = []
-        for j, e in enumerate(est_list):
-            if not isinstance(e, dict):
-                raise _err(where, cid, f"estimands[{j}]", f"expected a mapping, got {e!r}")
-            est = _parse_estimand(e, where, cid, j)
-            if est.key in estimands:
-                raise _err(
-                    where,
-                    cid,
-                    f"estimands[{est.key}].key",
-                    f"already defined by claim {estimands[est.key].claim_id}",
-                )
-            estimands[est.key] = est
-            ests.append(est)
-        rule = _req(c, "rule", where, cid, dict)
-        checks_raw = rule.get("checks")
-        if not isinstance(checks_raw, list) or not checks_raw:
-            raise _err(where, cid, "rule.checks", "expected a non-empty list of checks")
-        caveats = c.get("caveats", [])
-        if not isinstance(caveats, list) or not all(isinstance(x, str) for x in caveats):
-            raise _err(where, cid, "caveats", f"expected a list of text, got {caveats!r}")
-        para = c.get("sentence_is_paraphrase", False)
-        if not isinstance(para, bool):
-            raise _err(where, cid, "sentence_is_paraphrase", f"expected true/false, got {para!r}")
-        claims.append(
-            Claim(
-                id=cid,
-                sentence=_req(c, "sentence", where, cid, str).strip(),
-                sentence_is_paraphrase=para,
-                claim_type=_choice(c, "claim_type", where, cid, CLAIM_TYPES),
-                sources=_str_list(c, "sources", where, cid, EVIDENCE_SOURCES),
-                estimands=tuple(ests),
-                combine=_choice(rule, "combine", where, cid, COMBINES, "all"),
-                checks=tuple(_parse_check(x, where, cid, k) for k, x in enumerate(checks_raw)),
-                caveats=tuple(caveats),
-            )
-        )
-    # Cross-references: every key a check uses is defined, and fits the check's kind.
-    for claim in claims:
-        for k, check in enumerate(claim.checks):
-            for key in check.keys():
-                est = estimands.get(key)
-                fld = f"rule.checks[{k}].{key}"
-                if est is None:
-                    raise _err(where, claim.id, fld, "no such estimand in the registry")
-                if check.kind in ("directional", "comparative") and est.direction == "none":
-                    raise _err(where, claim.id, fld, f"a {check.kind} check needs a direction")
-                if check.kind == "level" and est.direction != "none":
-                    raise _err(where, claim.id, fld, "a level check needs direction: none")
-                if check.kind == "statement" and est.measure != "statement":
-                    raise _err(where, claim.id, fld, "a statement check needs measure: statement")
-    return Registry(claims=tuple(claims), estimands=estimands, where=where)
-
-
-def load_registry(path: str | Path | None = None) -> Registry:
-    """Load and validate ``claims.yaml`` (the packaged one unless a path is given)."""
-    if path is None:
-        text = resources.files("analysis.resources").joinpath("claims.yaml").read_text()
-        where = "analysis/resources/claims.yaml"
-    else:
-        text = Path(path).read_text(encoding="utf-8")
-        where = str(path)
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise RegistryError(f"{where}: not valid YAML ({exc})") from None
-    return parse_registry(raw, where)
 
 
 # --------------------------------------------------------------------------- judging

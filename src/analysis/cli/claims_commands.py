@@ -35,12 +35,8 @@ def claims_command(
 
     Example: painanx claims --reports reports
     """
-    from analysis.claims.verdicts import (
-        collect_findings,
-        evaluate_claims,
-        load_registry,
-        write_claims,
-    )
+    from analysis.claims.registry import load_registry
+    from analysis.claims.verdicts import collect_findings, evaluate_claims, write_claims
     from analysis.core.paths import reports_dir
 
     folder = Path(reports) if reports is not None else reports_dir()

@@ -1,8 +1,10 @@
-"""Machine-readable findings: what notebooks write and the claims step reads.
+"""The findings contract: what notebooks write and the claims step reads.
 
-No number reaches a verdict by hand: each notebook calls `write_findings` with
-`Finding` objects built from its results, and the claims registry reads them
-back with `read_findings`.
+No number reaches a verdict by hand: each notebook calls `write_findings` with `Finding`
+objects built from its results, and the claims step reads them back with `read_findings`.
+A finding names its estimand by a key of the claims registry; `estimand_info` tells an
+analysis what the registry expects of that key (claim, measure, null value, the sources that
+may speak to it), so the analyses never import the claims engine.
 """
 
 from __future__ import annotations
@@ -11,19 +13,67 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from importlib import resources
 from pathlib import Path
+
+import yaml
 
 from analysis.core.io import write_text_atomic
 
-SOURCES = ("synthetic", "help", "nhis", "published")
-EVIDENCE_SOURCES = ("help", "nhis", "published")  # synthetic runs validate; they are never evidence
-VERDICTS = (
-    "supported",
-    "partly supported",
-    "not supported",
-    "contradicted",
-    "insufficient evidence",
-)
+
+def _resource_yaml(name: str) -> dict:
+    return yaml.safe_load(resources.files("analysis.resources").joinpath(name).read_text())
+
+
+def _declared_sources() -> dict[str, bool]:
+    """Source name -> counts as evidence, in the order ``resources/sources.yaml`` declares them."""
+    return {
+        name: bool(spec.get("evidence", True))
+        for name, spec in _resource_yaml("sources.yaml")["sources"].items()
+    }
+
+
+SOURCES = tuple(_declared_sources())
+# synthetic runs validate the pipeline; they are never evidence
+EVIDENCE_SOURCES = tuple(name for name, evidence in _declared_sources().items() if evidence)
+
+
+@dataclass(frozen=True)
+class EstimandInfo:
+    """What the claims registry expects of a finding for one estimand key."""
+
+    key: str
+    claim_id: str
+    measure: str
+    null: float | None
+    sources: tuple[str, ...]
+
+
+@lru_cache(maxsize=1)
+def estimand_catalogue() -> dict[str, EstimandInfo]:
+    """Every estimand key of ``resources/claims.yaml``, as the analyses need to know it.
+
+    The registry's loader (`analysis.claims.registry`) validates the same file in full; a test
+    keeps the two readings in agreement.
+    """
+    out: dict[str, EstimandInfo] = {}
+    for claim in _resource_yaml("claims.yaml")["claims"]:
+        for e in claim["estimands"]:
+            null = e.get("null_value")
+            out[e["key"]] = EstimandInfo(
+                key=e["key"],
+                claim_id=claim["id"],
+                measure=e["measure"],
+                null=None if null is None else float(null),
+                sources=tuple(e["sources"]),
+            )
+    return out
+
+
+def estimand_info(key: str) -> EstimandInfo | None:
+    """The registry's expectations for ``key``, or None when the registry has no such key."""
+    return estimand_catalogue().get(key)
 
 
 @dataclass

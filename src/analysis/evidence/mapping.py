@@ -12,14 +12,14 @@ proxy caveat) attached. It never changes a rule.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
 
 import pandas as pd
 import yaml
 
-from analysis.claims.verdicts import Registry, load_registry
-from analysis.core.findings import Finding
+from analysis.core.findings import EstimandInfo, Finding, estimand_catalogue
 from analysis.evidence.studies import NOTEBOOK, evidence_findings, pool, study_finding
 
 __all__ = ["mapping", "validate_mapping", "registry_findings", "mapping_table"]
@@ -47,7 +47,9 @@ def _source_key(m: dict) -> str:
 
 
 def validate_mapping(
-    studies: pd.DataFrame, registry: Registry | None = None, spec: dict | None = None
+    studies: pd.DataFrame,
+    estimands: Mapping[str, EstimandInfo] | None = None,
+    spec: dict | None = None,
 ) -> list[str]:
     """Every problem with the mapping, as messages naming the entry and field (empty = valid).
 
@@ -56,7 +58,7 @@ def validate_mapping(
     translates to the registry's measure; every verified row and pool group is either
     mapped (directly, through its pool, or as a derivation input) or has an unmapped reason.
     """
-    reg = registry or load_registry()
+    known = estimand_catalogue() if estimands is None else estimands
     spec = spec or mapping()
     where = "evidence_estimands.yaml"
     problems: list[str] = []
@@ -65,11 +67,11 @@ def validate_mapping(
     groups = set(studies["pool_group"].dropna())
     used: set[str] = set()
     for k in spec.get("estimand_scales", {}):
-        if k not in reg.estimands:
+        if k not in known:
             problems.append(f"{where}: estimand_scales: {k!r} is not a registry estimand")
     for i, m in enumerate(spec.get("mappings", []), start=1):
         at = f"{where}: mappings[{i}] ({m.get('estimand')!r})"
-        e = reg.estimands.get(m.get("estimand"))
+        e = known.get(m.get("estimand"))
         if e is None:
             problems.append(f"{at}: field 'estimand' is not a registry estimand")
             continue
@@ -157,7 +159,7 @@ def _rescale(value: float | None, m: dict, spec: dict, difference: bool) -> floa
 def registry_findings(
     studies: pd.DataFrame,
     context: list[Finding] | None = None,
-    registry: Registry | None = None,
+    estimands: Mapping[str, EstimandInfo] | None = None,
     include_proxies: bool = True,
 ) -> list[Finding]:
     """Registry-keyed findings built from the study/pool findings as the mapping says.
@@ -165,9 +167,9 @@ def registry_findings(
     ``context`` is ``evidence_findings(studies)`` (computed when omitted). Raises
     ``MappingError`` if the mapping is invalid. ``include_proxies=False`` keeps only
     direct matches (a sensitivity check)."""
-    reg = registry or load_registry()
+    known = estimand_catalogue() if estimands is None else estimands
     spec = mapping()
-    problems = validate_mapping(studies, reg, spec)
+    problems = validate_mapping(studies, known, spec)
     if problems:
         raise MappingError("\n".join(problems))
     if context is None:
@@ -177,7 +179,7 @@ def registry_findings(
     for m in spec["mappings"]:
         if m["match"] == "proxy" and not include_proxies:
             continue
-        e = reg.estimands[m["estimand"]]
+        e = known[m["estimand"]]
         reason = " ".join(str(m["reason"]).split())
         caveats = [f"Mapped to {e.key} ({m['match']} match): {reason}"]
         if "derive" in m:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis.core.findings import Finding
+from analysis.core.findings import Finding, estimand_info
 from analysis.models.associations import prepare_model_columns, survey_design
 from analysis.survey.design import SurveyDesign
 from analysis.survey.regression import svyglm
@@ -141,9 +141,7 @@ class BenzodiazepineResult:
 
     def to_findings(self, *, notebook: str = "05_benzodiazepines_in_surveys") -> list[Finding]:
         """The registry's C4 context key for a source the registry allows it from (else [])."""
-        from analysis.claims.verdicts import load_registry
-
-        est = load_registry().estimands.get(ESTIMAND)
+        est = estimand_info(ESTIMAND)
         if est is None or (est.sources and self.source not in est.sources):
             return []
         caveats = [

@@ -45,7 +45,7 @@ from statsmodels.genmod.generalized_linear_model import GLM
 from statsmodels.regression.linear_model import WLS
 from tqdm.auto import tqdm
 
-from analysis.core.findings import Finding
+from analysis.core.findings import Finding, estimand_info
 from analysis.data.schema import NotMeasuredError, require_measured
 from analysis.survey.bootstrap import bootstrap_weights, replicate_variance
 from analysis.survey.design import SurveyDesign
@@ -299,9 +299,7 @@ def _caveats(source: str) -> list[str]:
 
 
 def _registry_measure(key: str) -> str | None:
-    from analysis.claims.verdicts import load_registry
-
-    est = load_registry().estimands.get(key)
+    est = estimand_info(key)
     return None if est is None else est.measure
 
 

@@ -39,6 +39,7 @@ import yaml
 from scipy import stats
 from tqdm.auto import tqdm
 
+from analysis.claims.registry import VERDICTS
 from analysis.core.io import atomic_path
 
 SYNTHETIC_NOTE = (
@@ -716,8 +717,6 @@ def error_figure(result: SimulationResult, ax=None):
 def verdict_figure(result: SimulationResult, ax=None):
     """Share of samples with each verdict, per claim and scenario (stacked bars)."""
     import matplotlib.pyplot as plt
-
-    from analysis.core.findings import VERDICTS
 
     shares = result.verdict_shares
     wide = shares.pivot_table(
