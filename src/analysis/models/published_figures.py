@@ -22,6 +22,7 @@ from importlib import resources
 import pandas as pd
 
 from analysis.data import schema
+from analysis.survey import SurveyDesign
 
 __all__ = [
     "Estimator",
@@ -233,8 +234,6 @@ def design_estimator(frame: pd.DataFrame, indicator: pd.Series, domain: pd.Serie
     frame; the domain is estimated on the full design (R ``svyby``/``subset``), and unknown
     answers (NaN indicator) are left out of the denominator as NCHS does.
     """
-    from analysis.survey import SurveyDesign
-
     data = pd.DataFrame(
         {
             "weight": frame["weight"].to_numpy(),

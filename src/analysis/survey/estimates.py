@@ -29,16 +29,13 @@ from __future__ import annotations
 import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from analysis.survey.errors import EmptyDomainError, SurveyDesignError
-
-if TYPE_CHECKING:
-    from analysis.survey.design import SurveyDesign
 
 __all__ = [
     "DomainEstimates",
@@ -47,6 +44,37 @@ __all__ = [
     "PrevalenceRatio",
     "t_quantile",
 ]
+
+
+class DesignLike(Protocol):
+    """What the estimators need of a design (`analysis.survey.design.SurveyDesign` provides it).
+
+    Declared here, not imported, so that the design can carry the estimators as methods
+    (`EstimatesMixin`) without the two modules importing each other.
+    """
+
+    data: pd.DataFrame
+    weights: np.ndarray
+    label: str | None
+    lonely_psu: str
+    n_obs: int
+    n_psu: int
+    n_strata: int
+
+    @property
+    def df(self) -> int: ...
+
+    @property
+    def psu_of_row(self) -> np.ndarray: ...
+
+    @property
+    def stratum_of_row(self) -> np.ndarray: ...
+
+    def strata_with_rows(self, rows: np.ndarray) -> np.ndarray: ...
+
+    def psu_total_covariance(self, z: np.ndarray, *, strata_present=None) -> np.ndarray: ...
+
+    def average_policy_factor(self, strata_present=None) -> float: ...
 
 
 def t_quantile(level: float, df: float) -> float:
@@ -455,7 +483,7 @@ class _Variable:
     proportion: bool = False
 
 
-def _column(design: SurveyDesign, name, role: str = "variable") -> pd.Series:
+def _column(design: DesignLike, name, role: str = "variable") -> pd.Series:
     if not isinstance(name, Hashable) or name not in design.data.columns:
         shown = ", ".join(map(str, list(design.data.columns)[:12]))
         raise SurveyDesignError(
@@ -471,7 +499,7 @@ def _is_numeric(s: pd.Series) -> bool:
     )
 
 
-def _numeric(design: SurveyDesign, name, role: str = "variable") -> _Variable:
+def _numeric(design: DesignLike, name, role: str = "variable") -> _Variable:
     s = _column(design, name, role)
     if not _is_numeric(s):
         raise SurveyDesignError(
@@ -493,7 +521,7 @@ def _levels(s: pd.Series) -> list:
     return sorted(pd.unique(s.dropna()).tolist())
 
 
-def _indicators(design: SurveyDesign, name, s: pd.Series) -> _Variable:
+def _indicators(design: DesignLike, name, s: pd.Series) -> _Variable:
     """One 0/1 column per level (R ``svymean(~factor(x))``)."""
     levels = _levels(s)
     missing = s.isna().to_numpy()
@@ -507,7 +535,7 @@ def _indicators(design: SurveyDesign, name, s: pd.Series) -> _Variable:
     return _Variable(str(name), values, missing, tuple(str(v) for v in levels), proportion=True)
 
 
-def _proportion_variable(design: SurveyDesign, name, level) -> _Variable:
+def _proportion_variable(design: DesignLike, name, level) -> _Variable:
     s = _column(design, name)
     missing = s.isna().to_numpy()
     if level is not None:
@@ -537,7 +565,7 @@ def _proportion_variable(design: SurveyDesign, name, level) -> _Variable:
     return _indicators(design, name, s)
 
 
-def _total_variable(design: SurveyDesign, name) -> _Variable:
+def _total_variable(design: DesignLike, name) -> _Variable:
     s = _column(design, name)
     if _is_numeric(s):
         return _numeric(design, name)
@@ -553,7 +581,7 @@ class _Domains:
     scope_label: str | None
 
 
-def _mask(design: SurveyDesign, domain) -> tuple[np.ndarray, str]:
+def _mask(design: DesignLike, domain) -> tuple[np.ndarray, str]:
     n = design.n_obs
     if isinstance(domain, str):
         s = _column(design, domain, "domain")
@@ -589,7 +617,7 @@ def _mask(design: SurveyDesign, domain) -> tuple[np.ndarray, str]:
     return mask, str(label)
 
 
-def _domains(design: SurveyDesign, by, domain) -> _Domains:
+def _domains(design: DesignLike, by, domain) -> _Domains:
     n = design.n_obs
     if domain is not None:
         scope, scope_label = _mask(design, domain)
@@ -641,7 +669,7 @@ def _group_sums(codes: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndar
 
 
 def _estimate(
-    design: SurveyDesign,
+    design: DesignLike,
     statistic: str,
     var: _Variable,
     domains: _Domains,
@@ -743,7 +771,7 @@ def _estimate(
     return theta, variance, covariance, n_obs, pop, deff, deff_replace, n_missing
 
 
-def _run(design: SurveyDesign, statistic: str, var: _Variable, by, domain, denominator=None):
+def _run(design: DesignLike, statistic: str, var: _Variable, by, domain, denominator=None):
     domains = _domains(design, by, domain)
     theta, variance, covariance, n_obs, pop, deff, deff_replace, n_missing = _estimate(
         design, statistic, var, domains, denominator

@@ -23,13 +23,13 @@ import pandas as pd
 from scipy.special import expit
 
 from analysis.survey.design import SurveyDesign
+from analysis.survey.estimates import t_quantile
 from analysis.survey.regression import (
     DesignBasedFit,
     SurveyModelError,
-    _domain_label,
-    _t_quantile,
     build_model_frame,
     check_full_rank,
+    describe_domain,
     domain_mask,
     fitted_rows_design,
     profile_matrix,
@@ -197,7 +197,7 @@ class SurveyOrdinalResult(DesignBasedFit):
         zeta = self.params.to_numpy()[p:]
         V = self.cov_params.to_numpy()
         q = len(zeta)
-        q_t = _t_quantile(level, self.df_resid)
+        q_t = t_quantile(level, self.df_resid)
         rows = []
         for i, label in enumerate(newdata.index):
             eta = Xn[i] @ beta
@@ -274,7 +274,7 @@ def svyolr(
         n_fitted=len(frame.rows),
         n_domain=n_domain,
         term_slices=shift,
-        domain_label=_domain_label(domain, domain_label),
+        domain_label=describe_domain(domain, domain_label),
         exp_label="cum. odds ratio",
         levels=levels,
         n_beta=len(names),

@@ -42,6 +42,7 @@ from scipy.special import expit
 from statsmodels.genmod import families
 
 from analysis.survey.design import SurveyDesign, SurveyDesignError
+from analysis.survey.estimates import t_quantile
 
 FAMILIES = ("gaussian", "quasibinomial", "binomial", "quasipoisson", "poisson")
 
@@ -412,10 +413,6 @@ def irls(
 
 
 # ---------------------------------------------------------------------------- results
-def _t_quantile(level: float, df: float) -> float:
-    return float(stats.t.ppf(0.5 + level / 2, df)) if df > 0 else np.nan
-
-
 @dataclass
 class WaldTestResult:
     """A design-based Wald F test of several coefficients (R ``regTermTest``, method "Wald")."""
@@ -485,7 +482,7 @@ class ContrastResult:
         return WaldTestResult(self.label, self.t**2, 1, self.df_resid, list(self.weights))
 
     def conf_int(self, level: float = 0.95) -> tuple[float, float]:
-        q = _t_quantile(level, self.df_resid)
+        q = t_quantile(level, self.df_resid)
         return self.estimate - q * self.std_error, self.estimate + q * self.std_error
 
     def to_frame(self, level: float = 0.95) -> pd.DataFrame:
@@ -546,7 +543,7 @@ class DesignBasedFit:
 
     def conf_int(self, level: float = 0.95) -> pd.DataFrame:
         """Wald intervals with t quantiles on the residual df (R ``confint.svyglm``)."""
-        q = _t_quantile(level, self.df_resid)
+        q = t_quantile(level, self.df_resid)
         se = self.bse
         return pd.DataFrame({"ci_low": self.params - q * se, "ci_high": self.params + q * se})
 
@@ -765,7 +762,7 @@ class SurveyGLMResult(DesignBasedFit):
         V = self.cov_params.to_numpy()
         eta = X @ b
         se_eta = np.sqrt(np.einsum("ij,jk,ik->i", X, V, X))
-        q = _t_quantile(level, self.df_resid)
+        q = t_quantile(level, self.df_resid)
         lo, hi = eta - q * se_eta, eta + q * se_eta
         if type == "link":
             est, se = eta, se_eta
@@ -834,7 +831,7 @@ def svyglm(
         n_fitted=len(frame.rows),
         n_domain=frame.n_domain,
         term_slices=frame.term_slices,
-        domain_label=_domain_label(domain, domain_label),
+        domain_label=describe_domain(domain, domain_label),
         exp_label=_EXP_LABELS.get(link),
         family=family,
         link=link,
@@ -845,7 +842,8 @@ def svyglm(
     )
 
 
-def _domain_label(domain, label: str | None) -> str | None:
+def describe_domain(domain, label: str | None) -> str | None:
+    """How a result names its domain: the given label, the column name quoted, or (mask)."""
     if label is not None:
         return label
     if domain is None:

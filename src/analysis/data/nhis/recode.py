@@ -25,7 +25,7 @@ from analysis.core import paths
 from analysis.core.io import write_parquet_atomic
 from analysis.data import schema
 from analysis.data.nhis.codebook import NHISCodebook, SourceVariable, nhis_codebook
-from analysis.data.nhis.fetch import check_archive, find_member
+from analysis.data.nhis.fetch import check_archive, default_cache_dir, find_member
 
 __all__ = [
     "DESIGN_LABELS",
@@ -462,8 +462,6 @@ def find_year_file(year: int, search_dirs: Iterable[Path]) -> Path | None:
 
 def default_raw_dirs() -> list[Path]:
     """Where `prepare_nhis` looks by default: the fetch cache, then ``../shared/data``."""
-    from analysis.data.nhis.fetch import default_cache_dir
-
     return [default_cache_dir(), paths.project_root().parent / "shared" / "data"]
 
 
