@@ -20,7 +20,7 @@ from analysis.claims.verdicts import (
     validate_against_truth,
     write_claims,
 )
-from analysis.core.findings import Finding, estimand_catalogue, write_findings
+from analysis.core.findings import Finding, estimand_catalogue, read_findings, write_findings
 
 REG = load_registry()
 
@@ -543,3 +543,12 @@ def test_estimand_catalogue_agrees_with_the_registry():
             e.null,
             e.sources,
         ), key
+
+
+def test_findings_file_names_its_notebook(tmp_path):
+    """A finding's notebook is the name of the file it is written to, defined once."""
+    path = write_findings([F("or_back_pain_obesity", 1.5, 1.2, 1.8)], tmp_path / "02_x.json")
+    assert [f.notebook for f in read_findings([path])] == ["02_x"]
+    other = F("or_back_pain_obesity", 1.5, 1.2, 1.8, notebook="03_y")
+    with pytest.raises(ValueError, match="names notebook '03_y'"):
+        write_findings([other], tmp_path / "02_x.json")

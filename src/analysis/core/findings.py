@@ -128,8 +128,20 @@ def _clean(v):
 
 
 def write_findings(findings: Iterable[Finding], path: str | Path) -> Path:
-    """Write findings as JSON (atomically)."""
-    payload = [f.to_dict() for f in findings]
+    """Write findings as JSON (atomically), to ``findings/<notebook>.json``.
+
+    The file's name says which notebook produced the findings: a finding that does not name
+    its notebook is given that name, and one that names another notebook is refused.
+    """
+    notebook = Path(path).stem
+    payload = []
+    for f in findings:
+        if f.notebook and f.notebook != notebook:
+            raise ValueError(
+                f"{path}: finding {f.estimand!r} names notebook {f.notebook!r}; "
+                f"findings of notebook {f.notebook!r} go to findings/{f.notebook}.json"
+            )
+        payload.append({**f.to_dict(), "notebook": notebook})
     return write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 import yaml
 
 from analysis.core.findings import EstimandInfo, Finding, estimand_catalogue
-from analysis.evidence.studies import NOTEBOOK, evidence_findings, pool, study_finding
+from analysis.evidence.studies import evidence_findings, pool, study_finding
 
 __all__ = ["mapping", "validate_mapping", "registry_findings", "mapping_table"]
 
@@ -201,7 +201,6 @@ def registry_findings(
                         "No CI: the two pooled levels share cohorts and their covariance is "
                         "not reported."
                     ],
-                    notebook=NOTEBOOK,
                     extra={
                         "mapped_from": [b.estimand, f.estimand],
                         "match": m["match"],
@@ -237,7 +236,6 @@ def registry_findings(
                 n=src.n,
                 design=src.design,
                 caveats=caveats + [c for c in src.caveats if c not in caveats],
-                notebook=NOTEBOOK,
                 extra={
                     "mapped_from": src.estimand,
                     "match": m["match"],

@@ -43,8 +43,6 @@ __all__ = [
     "PooledGroup",
 ]
 
-NOTEBOOK = "06_treatment_evidence"
-
 
 class EvidenceValidationError(ValueError):
     """studies.csv breaks a rule; ``problems`` lists (row, field, message)."""
@@ -411,7 +409,6 @@ def evidence_findings(
                 n=pg.n_total,
                 design=f"random-effects meta-analysis of {pg.reml.k} published results",
                 caveats=caveats,
-                notebook=NOTEBOOK,
                 extra={
                     "pool_group": key,
                     "direction": pg.direction,
@@ -463,7 +460,6 @@ def _study_finding(r: pd.Series, eff: pd.DataFrame) -> Finding:
         n=int(r["n"]) if pd.notna(r["n"]) else None,
         design=str(r["design"]),
         caveats=[str(r["note"])],
-        notebook=NOTEBOOK,
         extra={
             "study_id": sid,
             "direction": str(r["direction"]),
