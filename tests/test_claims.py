@@ -537,8 +537,9 @@ def test_estimand_catalogue_agrees_with_the_registry():
     assert catalogue.keys() == REG.estimands.keys()
     for key, info in catalogue.items():
         e = REG.estimands[key]
-        assert (info.claim_id, info.measure, info.null, info.sources) == (
+        assert (info.claim_id, info.description, info.measure, info.null, info.sources) == (
             e.claim_id,
+            e.description,
             e.measure,
             e.null,
             e.sources,

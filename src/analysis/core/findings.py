@@ -45,6 +45,7 @@ class EstimandInfo:
 
     key: str
     claim_id: str
+    description: str
     measure: str
     null: float | None
     sources: tuple[str, ...]
@@ -64,6 +65,7 @@ def estimand_catalogue() -> dict[str, EstimandInfo]:
             out[e["key"]] = EstimandInfo(
                 key=e["key"],
                 claim_id=claim["id"],
+                description=e["description"],
                 measure=e["measure"],
                 null=None if null is None else float(null),
                 sources=tuple(e["sources"]),
