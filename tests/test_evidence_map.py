@@ -211,3 +211,10 @@ def test_end_to_end_verdicts_follow_the_rules(context, mapped, registry):
     # C5 has no mapped finding: it must stay insufficient
     assert not any(f.claim_id == "C5" for f in mapped)
     assert verdicts["C5"].verdict == claims.INSUFFICIENT
+
+
+def test_default_estimands_come_from_the_findings_contract(studies, context, mapped):
+    """Without an explicit registry the mapping reads the catalogue: same findings."""
+    assert evidence_map.validate_mapping(studies) == []
+    default = evidence_map.registry_findings(studies, context)
+    assert [f.to_dict() for f in default] == [f.to_dict() for f in mapped]
