@@ -30,7 +30,6 @@ from typing import Any
 
 import yaml
 
-import analysis
 from analysis.core import paths
 from analysis.core import provenance
 from analysis.core.io import sha256_file, write_text_atomic
@@ -325,12 +324,6 @@ def _file_sha256(path: Path, cache: dict) -> str:
     return digest
 
 
-def library_code_hash(code_roots: Iterable[str | os.PathLike[str]] | None = None) -> str:
-    """Hash of the library: every .py file and every resource file under the package."""
-    roots = list(code_roots) if code_roots is not None else [Path(analysis.__file__).parent]
-    return provenance.tree_hash(roots, patterns=("**/*.py", "resources/**/*"))
-
-
 # --------------------------------------------------------------------------- execution
 
 
@@ -608,7 +601,7 @@ def build(
             errors.append(f"data source {s!r} was requested but is not available: {unavailable[s]}")
 
     only_names = _normalise_only(only, plan)
-    lib_hash = library_code_hash(code_roots)
+    lib_hash = provenance.library_code_hash(code_roots)
     versions = provenance.package_versions()
     git = provenance.git_info(root)
 
@@ -1118,7 +1111,6 @@ __all__ = [
     "Plan",
     "PlanError",
     "build",
-    "library_code_hash",
     "load_plan",
     "manifest_entries",
     "run_claims_step",
