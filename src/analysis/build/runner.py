@@ -38,7 +38,6 @@ from analysis.data.registry import SourceSpec, parse_source_specs, resolve_input
 PLAN_YAML = Path(__file__).resolve().parents[1] / "resources" / "notebooks.yaml"
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
-UNLISTED_NOTEBOOK_SOURCES = ("synthetic", "help", "nhis")
 KERNEL_ARGUMENTS = [
     "--IPKernelApp.log_level=ERROR"
 ]  # keep kernel start-up chatter off the terminal
@@ -128,7 +127,7 @@ def load_plan(
 ) -> Plan:
     """Read notebooks.yaml (and sources.yaml, unless the plan file has its own ``sources:``).
 
-    Notebook files in ``notebooks_dir`` that the plan does not list are added (on the survey
+    Notebook files in ``notebooks_dir`` that the plan does not list are added (on the respondent-data
     sources, no dependencies) with a warning, so a new notebook is never silently ignored.
     """
     plan_path = Path(plan_path) if plan_path else PLAN_YAML
@@ -187,7 +186,7 @@ def load_plan(
     if notebooks_dir is not None and Path(notebooks_dir).is_dir():
         for path in sorted(Path(notebooks_dir).glob("*.ipynb")):
             if path.stem not in names:
-                srcs = tuple(s for s in UNLISTED_NOTEBOOK_SOURCES if s in specs)
+                srcs = tuple(name for name, spec in specs.items() if spec.respondent_data)
                 notebooks.append(NotebookSpec(path.stem, path.stem, srcs, declared=False))
                 warnings.append(
                     f"{path.name} is not listed in {plan_path.name}; it runs on {', '.join(srcs)} "
