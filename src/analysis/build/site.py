@@ -22,9 +22,9 @@ from pathlib import Path
 import jinja2
 
 from analysis import __version__
-from analysis.core.io import write_text_atomic
 from analysis.build.display import format_number
 from analysis.core.findings import SOURCES, VERDICTS
+from analysis.core.io import write_text_atomic
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "resources" / "templates"
 NBCONVERT_TEMPLATES_DIR = TEMPLATES_DIR / "nbconvert"
