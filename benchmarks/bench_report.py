@@ -18,12 +18,13 @@ import time
 from pathlib import Path
 
 from analysis.build import runner
+from analysis.build.results import BuildResult
 
 BUILD_TARGET_S = 30.0
 REBUILD_TARGET_S = 2.0
 
 
-def timed_build(reports_dir: Path, args) -> tuple[runner.BuildResult, float]:
+def timed_build(reports_dir: Path, args) -> tuple[BuildResult, float]:
     start = time.perf_counter()
     result = runner.build(
         reports_dir=reports_dir,

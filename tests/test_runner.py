@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import types
 from pathlib import Path
 
@@ -20,6 +19,9 @@ from site_fixtures import FIXTURES, PLAN, fake_verdicts
 from typer.testing import CliRunner
 
 from analysis.build import runner
+from analysis.build.claims_step import run_claims_step
+from analysis.build.fingerprint import manifest_entries
+from analysis.build.plan import PlanError, load_plan
 from analysis.claims.registry import VERDICTS
 from analysis.cli import app
 
@@ -137,7 +139,7 @@ def test_table_csv_written_beside_the_page(full_build):
 
 
 def test_manifest_is_valid_json_with_fingerprints(full_build):
-    entries = runner.manifest_entries(full_build.reports_dir)
+    entries = manifest_entries(full_build.reports_dir)
     assert entries["synthetic/passing"]["status"] == "ok"
     assert len(entries["synthetic/passing"]["fingerprint"]) == 64
     assert entries["synthetic/failing"]["status"] == "failed"
@@ -283,17 +285,13 @@ def test_pending_verdicts_group_findings_by_claim(tmp_path):
     assert "(validation only)" in html
 
 
-def test_claims_hook_is_discovered_and_bad_verdicts_fail_the_build(tmp_path, monkeypatch):
-    fake = types.ModuleType("analysis.claims.verdicts")
-    fake.evaluate_claims = lambda findings: [{"claim_id": "C1", "verdict": "probably"}]
-    monkeypatch.setitem(sys.modules, "analysis.claims.verdicts", fake)
-    reports = tmp_path / "reports"
-    out = runner.run_claims_step(reports_dir=_with_findings(reports))
-    assert out["evaluated"] is False
-    assert "missing keys" in out["error"]
-    fake.evaluate_claims = fake_verdicts
-    out = runner.run_claims_step(reports_dir=reports)
-    assert out["evaluated"] and out["verdicts"][0]["verdict"] == "partly supported"
+def test_bad_verdicts_fail_the_claims_step(tmp_path):
+    reports = _with_findings(tmp_path / "reports")
+    outcome = run_claims_step(reports, lambda findings: [{"claim_id": "C1", "verdict": "probably"}])
+    assert outcome.evaluated is False
+    assert "missing keys" in outcome.error
+    outcome = run_claims_step(reports, fake_verdicts)
+    assert outcome.evaluated and outcome.verdicts[0]["verdict"] == "partly supported"
 
 
 def _with_findings(reports: Path) -> Path:
@@ -356,33 +354,33 @@ def test_plan_errors_name_the_file_and_key(tmp_path):
     plan["notebooks"][0]["depends_on"] = ["nope"]
     bad.write_text(yaml.safe_dump(plan))
     with pytest.raises(
-        runner.PlanError, match=r"plan\.yaml.*'passing' depends on unknown notebook 'nope'"
+        PlanError, match=r"plan\.yaml.*'passing' depends on unknown notebook 'nope'"
     ):
-        runner.load_plan(bad)
+        load_plan(bad)
     plan = yaml.safe_load(PLAN.read_text())
     plan["notebooks"][0]["depends_on"] = ["findings_figure"]  # findings_figure depends on passing
     bad.write_text(yaml.safe_dump(plan))
-    with pytest.raises(runner.PlanError, match="dependency cycle"):
-        runner.load_plan(bad)
+    with pytest.raises(PlanError, match="dependency cycle"):
+        load_plan(bad)
     plan = yaml.safe_load(PLAN.read_text())
     plan["notebooks"][0]["sources"] = ["synthetic", "mars"]
     bad.write_text(yaml.safe_dump(plan))
-    with pytest.raises(runner.PlanError, match="unknown source 'mars'"):
-        runner.load_plan(bad)
+    with pytest.raises(PlanError, match="unknown source 'mars'"):
+        load_plan(bad)
 
 
 def test_unlisted_notebook_runs_with_a_warning(tmp_path):
     nbdir = tmp_path / "nbs"
     nbdir.mkdir()
     shutil.copy(FIXTURES / "passing.ipynb", nbdir / "99_extra.ipynb")
-    plan = runner.load_plan(PLAN, nbdir)
+    plan = load_plan(PLAN, nbdir)
     extra = plan.notebook("99_extra")
     assert extra.sources == ("synthetic", "help", "nhis") and not extra.declared
     assert any("99_extra.ipynb is not listed" in w for w in plan.warnings)
 
 
 def test_package_plan_declares_the_project_notebooks():
-    plan = runner.load_plan()
+    plan = load_plan()
     names = [nb.name for nb in plan.notebooks]
     assert names[0] == "01_data_overview"
     assert plan.notebook("06_treatment_evidence").sources == ("published",)
@@ -392,9 +390,6 @@ def test_package_plan_declares_the_project_notebooks():
 
 def test_cli_reports_failure_and_exit_code(tmp_path, monkeypatch):
     monkeypatch.setenv("PAINANX_HOME", str(tmp_path))
-    monkeypatch.setitem(
-        sys.modules, "analysis.claims.verdicts", None
-    )  # no claims registry: pending
     result = CliRunner().invoke(
         app,
         [

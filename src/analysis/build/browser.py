@@ -7,6 +7,7 @@ is downloaded: the browser and driver are the system ones.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -43,7 +44,7 @@ def find_chromium() -> tuple[str, str] | None:
 
 def missing_reason() -> str | None:
     """Why the browser cannot run here (None when it can)."""
-    try:
+    try:  # selenium is a dev dependency, only for the browser tests
         import selenium  # noqa: F401
     except ImportError:
         return "the Python package selenium is not installed (pip install -e '.[dev]')"
@@ -58,6 +59,7 @@ def missing_reason() -> str | None:
 @contextlib.contextmanager
 def headless_chromium(width: int = 1280, height: int = 900) -> Iterator:
     """A Selenium Chrome driver on a fresh profile, logging console messages and network events."""
+    # selenium is a dev dependency: imported only here (see missing_reason)
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -105,8 +107,6 @@ def network_requests(driver, document_prefix: str = "file:") -> list[str]:
 
 def full_page_screenshot(driver, png_path: str | os.PathLike[str]) -> Path:
     """Save a screenshot of the whole page (not just the viewport) as PNG."""
-    import base64
-
     metrics = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
     size = metrics.get("cssContentSize") or metrics["contentSize"]
     shot = driver.execute_cdp_cmd(

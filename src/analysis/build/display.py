@@ -74,6 +74,8 @@ def figure_alt_text(fig, caption: str | None = None) -> str:
 
 def figure(fig, caption: str | None = None, *, dpi: int = 110) -> None:
     """Display a figure as a PNG with alt text (and the caption below it), then close it."""
+    # notebook-only libraries (pyplot is slow to import): the site imports this module outside
+    # a kernel, for format_number
     import matplotlib.pyplot as plt
     from IPython.display import Image, Markdown, display
 
@@ -130,7 +132,7 @@ def table(
 ) -> None:
     """Display a table in the notebook and write it as CSV beside the page
     (``<output_dir>/tables/<name>.csv``; `write_table_csv` alone returns the path)."""
-    from IPython.display import HTML, display
+    from IPython.display import HTML, display  # notebook-only, as in `figure`
 
     write_table_csv(df, output_dir, name, index=index)
     display(HTML(table_html(df, name, caption, index=index)))

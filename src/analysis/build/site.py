@@ -20,12 +20,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import jinja2
+import nbformat
+from pygments.formatters import HtmlFormatter
 
 from analysis import __version__
-from analysis.core.io import write_text_atomic
 from analysis.build.display import format_number
 from analysis.claims.registry import VERDICTS
 from analysis.core.findings import SOURCES
+from analysis.core.io import write_text_atomic
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "resources" / "templates"
 NBCONVERT_TEMPLATES_DIR = TEMPLATES_DIR / "nbconvert"
@@ -75,8 +77,6 @@ def _env() -> jinja2.Environment:
 @functools.cache
 def site_css() -> str:
     """The page CSS: the site stylesheet plus Pygments colours for highlighted code."""
-    from pygments.formatters import HtmlFormatter
-
     pygments_css = HtmlFormatter(style="default").get_style_defs(".highlight")
     return (TEMPLATES_DIR / "site.css").read_text(encoding="utf-8") + "\n" + pygments_css
 
@@ -207,6 +207,8 @@ def _exporter():
     """One nbconvert exporter per thread (the runner exports pages from worker threads)."""
     exporter = getattr(_thread_state, "exporter", None)
     if exporter is None:
+        # nbconvert takes ~1 s to import: only when a page is exported, so a build with
+        # nothing to run stays quick
         from nbconvert import HTMLExporter
 
         exporter = _thread_state.exporter = HTMLExporter(
@@ -270,8 +272,6 @@ def export_notebook_page(
     executed_ipynb: str | os.PathLike[str], html_path: str | os.PathLike[str], **kwargs
 ) -> Path:
     """Read an executed notebook and write its page (atomically). kwargs: see render_notebook_page."""
-    import nbformat
-
     nb = nbformat.read(str(executed_ipynb), as_version=4)
     kwargs.setdefault("notebook_file", Path(executed_ipynb).name)
     html = render_notebook_page(nb, **kwargs)

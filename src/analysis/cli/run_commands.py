@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from analysis.build.plan import PlanError
+from analysis.build.runner import build
 from analysis.cli import app
 
 
@@ -106,10 +108,8 @@ def run(
       painanx run --data nhis --years 2019,2022
       painanx run --only 02 --force        re-run one notebook (and stale dependencies)
     """
-    from analysis.build import runner
-
     try:
-        result = runner.build(
+        result = build(
             notebooks_dir=notebooks_dir,
             reports_dir=reports_dir,
             plan_path=plan,
@@ -123,7 +123,7 @@ def run(
             force=force,
             progress=not quiet,
         )
-    except runner.PlanError as exc:
+    except PlanError as exc:
         raise typer.BadParameter(str(exc)) from None
     typer.echo(result.summary())
     index = result.reports_dir / "index.html"

@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import analysis
+
 # Packages whose versions are shown on every page (those that shape the numbers and pages).
 REPORTED_PACKAGES = (
     "painanx",
@@ -96,6 +98,12 @@ def tree_hash(roots: Iterable[str | os.PathLike[str]], patterns: Iterable[str] =
             h.update(rel.encode() + b"\0")
             h.update(hashlib.sha256(path.read_bytes()).digest())
     return h.hexdigest()
+
+
+def library_code_hash(code_roots: Iterable[str | os.PathLike[str]] | None = None) -> str:
+    """Hash of the library: every .py file and every resource file under the package."""
+    roots = list(code_roots) if code_roots is not None else [Path(analysis.__file__).parent]
+    return tree_hash(roots, patterns=("**/*.py", "resources/**/*"))
 
 
 def notebook_source_hash(path: str | os.PathLike[str]) -> str:

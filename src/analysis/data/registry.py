@@ -35,6 +35,7 @@ class SourceSpec:
     name: str
     label: str
     evidence: bool
+    respondent_data: bool = False  # one row per survey respondent, read by ``loader``
     default: str = "always"
     parameters: dict[str, Any] = field(default_factory=dict)
     inputs: tuple[dict[str, str], ...] = ()
@@ -85,6 +86,7 @@ def parse_source_specs(raw: dict, where: str) -> dict[str, SourceSpec]:
             name=name,
             label=str(body.pop("label")),
             evidence=bool(body.pop("evidence", True)),
+            respondent_data=bool(body.pop("respondent_data", False)),
             inputs=inputs,
             parameters=dict(body.pop("parameters", None) or {}),
             loader=dict(body.pop("loader", None) or {}),
@@ -172,10 +174,10 @@ def load(
     if data_source not in specs:
         raise ValueError(f"unknown data_source {data_source!r}; known: {sorted(specs)}")
     spec = specs[data_source]
-    if not spec.loader:
+    if not spec.respondent_data:
         raise SourceUnavailableError(
-            f"data source {data_source!r} is not respondent data; it has no loader in "
-            f"src/analysis/resources/{SOURCES_YAML.name}"
+            f"data source {data_source!r} is not respondent data (it has no "
+            f"'respondent_data: true' in src/analysis/resources/{SOURCES_YAML.name})"
         )
     given = {"years": years, "seed": seed, "n": n, "scenario": scenario}
     kwargs = {}

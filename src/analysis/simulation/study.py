@@ -466,12 +466,11 @@ def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
 
 def _provenance(provenance_module) -> dict[str, Any]:
     """Commit, library-code hash and package versions: which code produced these numbers."""
-    from analysis.build import runner
     from analysis.core import paths
 
     return {
         "git": provenance_module.git_info(paths.project_root()),
-        "library_sha256": runner.library_code_hash(),
+        "library_sha256": provenance_module.library_code_hash(),
         "packages": provenance_module.package_versions(
             (*provenance_module.REPORTED_PACKAGES, "dask", "distributed")
         ),

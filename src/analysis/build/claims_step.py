@@ -1,0 +1,99 @@
+"""The claims step of a build: this build's findings in, the article's claims judged out.
+
+Reads every ``reports/**/findings/*.json`` the notebooks wrote, writes them all to
+``findings.csv``, applies the claims' rules (`analysis.claims.verdicts.evaluate_claims`) and
+writes the verdicts to ``claims.json`` and ``claims.csv``. Without verdicts (no rule given, or
+the rules failed) each claim with findings is listed as pending.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from analysis.build import site
+from analysis.claims import verdicts
+from analysis.core.findings import Finding, read_findings
+from analysis.core.io import write_text_atomic
+
+FINDINGS_CSV_COLUMNS = (
+    "claim_id",
+    "estimand",
+    "label",
+    "source",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "measure",
+    "null_value",
+    "n",
+    "design",
+    "measured",
+    "caveats",
+    "notebook",
+    "truth",
+)
+
+
+@dataclass
+class ClaimsOutcome:
+    """What the claims step found: the findings, the verdicts (when evaluated), or its error."""
+
+    evaluated: bool = False
+    verdicts: list[dict] = field(default_factory=list)
+    findings: list[dict] = field(default_factory=list)
+    error: str | None = None
+
+
+def run_claims_step(
+    reports_dir: str | os.PathLike[str],
+    claims_hook: Callable | None = verdicts.evaluate_claims,
+) -> ClaimsOutcome:
+    """Read all findings, evaluate the claims with ``claims_hook`` (None: leave them pending);
+    write findings.csv, claims.json and claims.csv."""
+    reports_dir = Path(reports_dir)
+    outcome = ClaimsOutcome()
+    findings = _read_all_findings(reports_dir, outcome)
+    site.write_csv(reports_dir / "findings.csv", outcome.findings, FINDINGS_CSV_COLUMNS)
+    if claims_hook is not None and outcome.error is None:
+        try:
+            outcome.verdicts = site.validate_verdicts(claims_hook(findings))
+            outcome.evaluated = True
+        except Exception as exc:
+            outcome.error = f"evaluate_claims raised {type(exc).__name__}: {exc}"
+    rows = outcome.verdicts if outcome.evaluated else _pending_claims(outcome, reports_dir)
+    write_text_atomic(reports_dir / "claims.json", json.dumps(rows, indent=2, default=str) + "\n")
+    site.write_csv(reports_dir / "claims.csv", site.verdict_csv_rows(rows), site.CLAIMS_CSV_COLUMNS)
+    return outcome
+
+
+def _read_all_findings(reports_dir: Path, outcome: ClaimsOutcome) -> list[Finding]:
+    """The findings of every notebook page, also kept as dicts on ``outcome``; an unreadable
+    file is the step's error (and leaves no findings)."""
+    try:
+        findings = read_findings(sorted(reports_dir.glob("**/findings/*.json")))
+    except ValueError as exc:
+        outcome.error = str(exc)
+        findings = []
+    outcome.findings = [f.to_dict() for f in findings]
+    return findings
+
+
+def _pending_claims(outcome: ClaimsOutcome, reports_dir: Path) -> list[dict]:
+    """One pending entry per claim that has findings, with the same keys as a verdict."""
+    return [
+        {
+            "claim_id": group["claim_id"],
+            "sentence": "",
+            "verdict": None,
+            "key_finding": None,
+            "sources": sorted({f["source"] for f in group["findings"]}),
+            "caveats": [],
+            "notebook": None,
+            "pending": True,
+        }
+        for group in site.group_findings_by_claim(outcome.findings, reports_dir)
+    ]

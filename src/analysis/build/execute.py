@@ -1,0 +1,231 @@
+"""Running one notebook on one data source: papermill in a kernel of its own, then its HTML page.
+
+Runs are made to go side by side in threads: each writes only its own files, its kernel talks
+over its own Unix sockets, and the numeric libraries share the CPUs (`kernel_threads`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from analysis.build import site
+from analysis.build.plan import NotebookSpec
+from analysis.build.results import FAILED, RAN, NotebookRun, error_outside_cells
+from analysis.core import provenance
+from analysis.core.io import write_text_atomic
+from analysis.data.registry import SourceSpec
+
+DEFAULT_CELL_TIMEOUT_S = 1800
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+@dataclass
+class NotebookTask:
+    """One notebook to run on one source: where it is, where its outputs go, its provenance."""
+
+    spec: NotebookSpec
+    source: SourceSpec
+    run: NotebookRun
+    input_nb: Path
+    out_dir: Path
+    provenance: dict
+
+
+@contextlib.contextmanager
+def kernel_threads(jobs: int):
+    """Kernels run ``jobs`` at a time: give each a share of the CPUs for its numeric libraries
+    (BLAS threads), so parallel notebooks do not oversubscribe the machine. A value the user
+    set is kept. Kernels inherit this process's environment when they start."""
+    share = max(1, len(os.sched_getaffinity(0)) // max(1, jobs))
+    saved = {v: os.environ.get(v) for v in THREAD_VARIABLES}
+    for v in THREAD_VARIABLES:
+        os.environ.setdefault(v, str(share))
+    try:
+        yield
+    finally:
+        for v, old in saved.items():
+            if old is None:
+                os.environ.pop(v, None)
+            else:
+                os.environ[v] = old
+
+
+def execute_notebook(
+    task: NotebookTask,
+    *,
+    notebooks_dir: Path,
+    kernel_name: str,
+    cell_timeout: int = DEFAULT_CELL_TIMEOUT_S,
+) -> None:
+    """Run one notebook with papermill and export its page; fills ``task.run``.
+
+    A failed run keeps its executed-so-far notebook and still gets a page showing the error.
+    """
+    run = task.run
+    name = task.spec.name
+    task.out_dir.mkdir(parents=True, exist_ok=True)
+    final_nb = task.out_dir / f"{name}.ipynb"
+    html = task.out_dir / f"{name}.html"
+    # A re-run must not leave the previous run's findings behind if it fails.
+    (task.out_dir / "findings" / f"{name}.json").unlink(missing_ok=True)
+
+    started = time.perf_counter()
+    run.started_at = time.time()
+    error = _papermill(task, final_nb, notebooks_dir, kernel_name, cell_timeout)
+    nb = (
+        nbformat.read(str(final_nb), as_version=4)
+        if final_nb.exists()
+        else nbformat.v4.new_notebook()
+    )
+    run.duration_s = time.perf_counter() - started
+    task.provenance["built_at"] = provenance.now_utc()
+    task.provenance["duration_s"] = run.duration_s
+    export_error = _export_page(task, nb, final_nb, html, error)
+    error = error or export_error
+    run.duration_s = time.perf_counter() - started
+    run.finished_at = time.time()
+    run.error = error
+    run.status = FAILED if error else RAN
+    run.page = f"{run.source}/{name}.html" if html.exists() else None
+    run.executed = f"{run.source}/{name}.ipynb" if final_nb.exists() else None
+
+
+def _papermill(
+    task: NotebookTask, final_nb: Path, notebooks_dir: Path, kernel_name: str, cell_timeout: int
+) -> dict | None:
+    """Execute the notebook into ``final_nb`` (kept on failure: the executed-so-far notebook;
+    removed when nothing was written, so no stale notebook from an earlier build is shown).
+    Returns the error, if any."""
+    # papermill starts up slowly (~1 s): imported only when a notebook actually runs, so a
+    # rebuild with nothing to run stays quick
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    partial_nb = final_nb.with_name(f".{final_nb.stem}.partial.ipynb")
+    partial_nb.unlink(missing_ok=True)
+    error: dict | None = None
+    kernel_log = tempfile.TemporaryFile(mode="w+b")
+    try:
+        papermill.execute_notebook(
+            str(task.input_nb),
+            str(partial_nb),
+            parameters=task.run.parameters,
+            kernel_name=kernel_name,
+            progress_bar=False,
+            request_save_on_cell_execute=True,
+            start_timeout=120,
+            execution_timeout=cell_timeout,
+            kernel_manager_class=_kernel_manager_class(kernel_log),
+            # the kernel's working directory, as in JupyterLab (papermill's cwd= uses os.chdir,
+            # which is not safe with parallel runs)
+            resources={"metadata": {"path": str(notebooks_dir)}},
+        )
+    except PapermillExecutionError as exc:
+        error = {
+            "cell": _source_cell_number(task.input_nb, exc.cell_index),
+            "execution_count": exc.exec_count,
+            "ename": exc.ename,
+            "evalue": _strip_ansi(str(exc.evalue)),
+            "traceback": _strip_ansi("\n".join(exc.traceback or []))[-4000:],
+        }
+    except Exception as exc:  # kernel died, timeout, unreadable notebook, ...
+        kernel_log.seek(0)
+        error = error_outside_cells(
+            type(exc).__name__,
+            _strip_ansi(str(exc)).strip()[:2000],
+            "kernel output:\n" + kernel_log.read().decode("utf-8", "replace")[-4000:],
+        )
+    finally:
+        kernel_log.close()
+    if partial_nb.exists() and partial_nb.stat().st_size > 0:
+        os.replace(partial_nb, final_nb)
+    else:
+        partial_nb.unlink(missing_ok=True)
+        final_nb.unlink(missing_ok=True)
+    return error
+
+
+def _export_page(
+    task: NotebookTask, nb, final_nb: Path, html: Path, error: dict | None
+) -> dict | None:
+    """Write the notebook's HTML page (showing ``error``, if any); returns the export's own error."""
+    try:
+        page = site.render_notebook_page(
+            nb,
+            title=site.notebook_title(nb, task.spec.title),
+            source_label=task.source.label,
+            synthetic=task.source.synthetic,
+            provenance=task.provenance,
+            notebook_file=final_nb.name if final_nb.exists() else "",
+            error=error,
+        )
+        write_text_atomic(html, page)
+    except Exception as exc:
+        return error_outside_cells(type(exc).__name__, f"page export failed: {exc}")
+    return None
+
+
+def _strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+def _source_cell_number(source_nb: Path, executed_index: int) -> int | None:
+    """1-based cell number in the source notebook for a cell index of the executed notebook
+    (papermill inserts one 'injected-parameters' cell after the parameters cell)."""
+    try:
+        cells = json.loads(source_nb.read_text(encoding="utf-8")).get("cells", [])
+    except (OSError, json.JSONDecodeError):
+        return None
+    params_at = next(
+        (i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])),
+        -1,
+    )
+    injected_at = params_at + 1
+    if executed_index == injected_at:
+        return None
+    return executed_index + (0 if executed_index < injected_at else -1) + 1
+
+
+def _kernel_manager_class(log_file):
+    """A kernel manager for one notebook run.
+
+    The kernel talks over Unix sockets in the temp folder (IPC), not TCP ports: ports are picked
+    by binding and releasing them, which races when many kernels start at once (parallel runs,
+    parallel tests) and kills a kernel now and then. Its own stdout/stderr (start-up and shutdown
+    chatter, crash messages) go to ``log_file`` instead of the terminal.
+    """
+    # part of papermill's stack: imported with it, only when a notebook runs
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    use_ipc = os.name == "posix"
+
+    class _PainanxKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _default_transport(self):
+            return "ipc" if use_ipc else "tcp"
+
+        @default("ip")
+        def _default_ip(self):
+            if self.transport == "ipc":
+                return os.path.join(
+                    tempfile.gettempdir(), f"painanx-kernel-{uuid.uuid4().hex[:16]}"
+                )
+            return super()._ip_default()
+
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            kw["stdout"] = kw["stderr"] = log_file
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    return _PainanxKernelManager
