@@ -15,11 +15,6 @@ from analysis.evidence import studies as ev
 
 
 @pytest.fixture(scope="module")
-def studies() -> pd.DataFrame:
-    return ev.load_studies()
-
-
-@pytest.fixture(scope="module")
 def raw() -> pd.DataFrame:
     return pd.read_csv(ev.studies_path(), dtype=str, keep_default_na=False)
 

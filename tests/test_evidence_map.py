@@ -10,14 +10,9 @@ import pytest
 from analysis.claims import verdicts as claims
 from analysis.claims.registry import load_registry
 from analysis.evidence import mapping as evidence_map
-from analysis.evidence.studies import evidence_findings, load_studies, study_finding
+from analysis.evidence.studies import evidence_findings, study_finding
 
 NOT_INSUFFICIENT = {"C1", "C4", "C6", "C7", "C8"}  # claims whose primary keys have a mapping
-
-
-@pytest.fixture(scope="module")
-def studies():
-    return load_studies()
 
 
 @pytest.fixture(scope="module")

@@ -26,25 +26,6 @@ from analysis.claims.registry import VERDICTS
 from analysis.cli import app
 
 
-@pytest.fixture(scope="module")
-def full_build(tmp_path_factory):
-    """The whole fixture plan built once (jobs=2), with the fake claims hook."""
-    root = tmp_path_factory.mktemp("project")
-    (root / "data").mkdir()
-    (root / "data" / "help.csv").write_text("id,pain\n1,3\n")
-    result = runner.build(
-        notebooks_dir=FIXTURES,
-        reports_dir=root / "reports",
-        plan_path=PLAN,
-        project_root=root,
-        jobs=2,
-        claims_hook=fake_verdicts,
-        progress=False,
-        echo=lambda msg: None,
-    )
-    return result
-
-
 def _run(result, key):
     return next(r for r in result.runs if r.key == key)
 

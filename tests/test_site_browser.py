@@ -12,9 +12,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from site_fixtures import FIXTURES, PLAN, fake_verdicts
 
-from analysis.build import browser, runner
+from analysis.build import browser
 
 pytestmark = pytest.mark.skipif(
     browser.missing_reason() is not None,
@@ -24,22 +23,10 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    root = tmp_path_factory.mktemp("browser-site")
-    (root / "data").mkdir()
-    (root / "data" / "help.csv").write_text("id\n1\n")
-    result = runner.build(
-        notebooks_dir=FIXTURES,
-        reports_dir=root / "reports",
-        plan_path=PLAN,
-        project_root=root,
-        claims_hook=fake_verdicts,
-        progress=False,
-        echo=lambda msg: None,
-    )
-    pages = sorted(p for p in result.reports_dir.rglob("*.html"))
+def site(full_build):
+    pages = sorted(p for p in full_build.reports_dir.rglob("*.html"))
     assert len(pages) >= 7  # index + 6 notebook pages (one of them failed)
-    return result.reports_dir, pages
+    return full_build.reports_dir, pages
 
 
 @pytest.fixture(scope="module")

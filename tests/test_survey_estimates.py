@@ -267,11 +267,6 @@ def test_domain_estimate_equals_by_estimate(nhanes):
 
 
 # ---------------------------------------------------------------------------------- bad input
-@pytest.fixture(scope="module")
-def lonely() -> pd.DataFrame:
-    return data("lonely_design")
-
-
 def lonely_design(frame, **kwargs) -> SurveyDesign:
     args = {"weight": "weight", "strata": "stratum", "psu": "psu", "nest": True}
     args.update(kwargs)

@@ -28,11 +28,6 @@ RHS = "C(anxiety) + age + female + bmi"
 
 
 @pytest.fixture(scope="module")
-def lonely() -> pd.DataFrame:
-    return pd.read_csv(DATA / "lonely_design.csv")
-
-
-@pytest.fixture(scope="module")
 def design(lonely) -> SurveyDesign:
     return SurveyDesign(
         lonely, weight="weight", strata="stratum", psu="psu", nest=True, lonely_psu="adjust",
