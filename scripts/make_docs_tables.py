@@ -18,7 +18,7 @@ import math
 import sys
 from pathlib import Path
 
-from analysis.core.findings import VERDICTS
+from analysis.claims.registry import VERDICTS
 
 ROOT = Path(__file__).resolve().parents[1]
 SIMULATION_DIR = ROOT / "data" / "simulation"
