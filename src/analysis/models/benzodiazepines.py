@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.core.findings import Finding
-from analysis.models.associations import prepare_model_columns, survey_design
+from analysis.models.design import prepare_model_columns, survey_design
 from analysis.survey.design import SurveyDesign
 from analysis.survey.regression import svyglm
 
