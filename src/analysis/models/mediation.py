@@ -687,30 +687,3 @@ def synthetic_truth_check(
     table["truth"] = [truth.get(TRUTH_KEYS[k], np.nan) for k in table.index]
     table["covered"] = (table["ci_low"] <= table["truth"]) & (table["truth"] <= table["ci_high"])
     return result, table
-
-
-def effects_figure(result: MediationResult, truth: pd.Series | None = None):
-    """Direct, indirect and total effects with their CIs (and the truth, where known)."""
-    import matplotlib.pyplot as plt
-
-    f = result.to_frame().loc[list(EFFECTS[:3])]
-    fig, ax = plt.subplots(figsize=(6.5, 2.8))
-    y = np.arange(len(f))[::-1]
-    ax.errorbar(
-        f["estimate"],
-        y,
-        xerr=[f["estimate"] - f["ci_low"], f["ci_high"] - f["estimate"]],
-        fmt="o",
-        color="C0",
-        capsize=4,
-        label=f"estimate ({100 * result.level:g}% CI)",
-    )
-    if truth is not None:
-        ax.scatter(truth.reindex(f.index), y, marker="x", color="C3", zorder=3, label="truth")
-    ax.axvline(0, color="grey", lw=0.8)
-    ax.set_yticks(y, ["direct (NDE)", "indirect via tension (NIE)", "total"])
-    ax.set_xlabel(f"{result.outcome}: {result.scale}")
-    ax.set_title(f"{result.exposure_label}, mediator {result.mediator}", fontsize=10)
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    return fig
