@@ -47,6 +47,7 @@ from tqdm.auto import tqdm
 
 from analysis.core.findings import Finding
 from analysis.data.schema import NotMeasuredError, require_measured
+from analysis.models.design import redesign
 from analysis.survey.bootstrap import bootstrap_weights, replicate_variance
 from analysis.survey.design import SurveyDesign
 
@@ -663,15 +664,7 @@ def synthetic_truth_check(
     df["_gad7_moderate_plus_vs_none"] = np.where(gad >= 10, 1.0, np.where(gad < 5, 0.0, np.nan))
     sev = df["back_pain_severity"]
     df["back_pain_any"] = (sev != "not at all").astype("float64").where(sev.notna())
-    d = SurveyDesign(
-        df,
-        weight=design.weight_column,
-        strata=design.strata_column,
-        psu=design.psu_column,
-        nest=design.nest,
-        lonely_psu=design.lonely_psu,
-        label=design.label,
-    )
+    d = redesign(design, df)
     args = dict(
         exposure="_gad7_moderate_plus_vs_none",
         exposure_label="GAD-7 >= 10 vs < 5 (mild excluded)",
