@@ -20,15 +20,10 @@ import pytest
 
 from analysis.claims.verdicts import evaluate_claims
 from analysis.data.schema import categorical_dtype, gad7_category, phq8_category
-from analysis.models.associations import (
-    anxiety_and_pain,
-    chronic_back_pain,
-    comorbidity,
-    comorbidity_figure,
-    odds_ratio_figure,
-    predicted_probability_figure,
-    survey_design,
-)
+from analysis.models import figures
+from analysis.models.anxiety_pain import anxiety_and_pain
+from analysis.models.comorbidity import chronic_back_pain, comorbidity
+from analysis.models.design import survey_design
 
 N_STRATA, N_PSU = 30, 6
 P_GAD_EXPOSED, P_GAD_UNEXPOSED = 0.18, 0.06  # true PR 3.0
@@ -229,7 +224,7 @@ def test_comorbidity_not_measured_and_fallback(c1_world):
 
 
 def test_comorbidity_figure(c1_world):
-    fig = comorbidity_figure(comorbidity(c1_world))
+    fig = figures.comorbidity(comorbidity(c1_world))
     assert len(fig.axes[0].patches) >= 4
 
 
@@ -346,7 +341,7 @@ def test_absent_columns_give_not_measured_findings(pain_world):
 
 
 def test_figures(pain_result):
-    fig = predicted_probability_figure(pain_result)
+    fig = figures.predicted_probabilities(pain_result)
     assert fig.axes[0].get_xlabel() == "GAD-7 category"
-    fig2 = odds_ratio_figure(pain_result)
+    fig2 = figures.odds_ratios(pain_result)
     assert fig2.axes[0].get_xscale() == "log"

@@ -5,6 +5,7 @@ import pytest
 
 from analysis.data.synthetic import world as synth
 from analysis.models import benzodiazepines as bz
+from analysis.models import figures
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +60,6 @@ def test_not_measured(world):
 def test_figure(result):
     import matplotlib.pyplot as plt
 
-    fig = bz.comparison_figure(result)
+    fig = figures.benzodiazepine_comparison(result)
     assert len(fig.axes) == 1
     plt.close(fig)

@@ -9,6 +9,7 @@ import pytest
 import statsmodels.api as sm
 
 from analysis.data.schema import NotMeasuredError
+from analysis.models import figures
 from analysis.models import within_person as longitudinal
 
 LEVELS = [
@@ -71,6 +72,17 @@ def test_help_study_gives_a_registry_finding():
     verdict = {v.claim_id: v for v in evaluate_claims([finding])}["C3"]
     assert verdict.verdict != "insufficient evidence"  # HELP is evidence for C3
     assert "within-person" in res.summary() or "people" in res.summary()
+
+
+def test_within_between_figure():
+    import matplotlib.pyplot as plt
+
+    fig = figures.within_between(simulated_panel(n_people=30))
+    assert [ax.get_title() for ax in fig.axes] == [
+        "Between and within people (pooled)",
+        "Within people",
+    ]
+    plt.close(fig)
 
 
 def test_not_measured_and_wrong_type():

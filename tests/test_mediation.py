@@ -14,6 +14,7 @@ from scipy.special import expit
 
 from analysis.claims.verdicts import evaluate_claims
 from analysis.data.schema import NotMeasuredError
+from analysis.models import figures
 from analysis.models.mediation import (
     EFFECTS,
     MediationError,
@@ -216,6 +217,20 @@ def test_summary_and_frame():
     f = res.to_frame()
     assert list(f.index) == list(EFFECTS)
     assert (f["ci_low"] < f["estimate"]).all() and (f["estimate"] < f["ci_high"]).all()
+
+
+def test_effects_figure():
+    import matplotlib.pyplot as plt
+
+    res = run(simulate(beta_a=1.0, outcome="linear", seed=9), replicates=20)
+    truth = pd.Series({"natural_direct_effect": 0.5, "natural_indirect_effect": 0.4})
+    fig = figures.mediation_effects(res, truth=truth)
+    ax = fig.axes[0]
+    rows = {t.get_position()[1]: t.get_text() for t in ax.get_yticklabels()}
+    top_down = [rows[y] for y in sorted(rows, reverse=True)]
+    assert top_down == ["direct (NDE)", "indirect via tension (NIE)", "total"]
+    assert len(ax.get_legend().get_texts()) == 2  # estimate and truth
+    plt.close(fig)
 
 
 # --------------------------------------------------------------------------- registry / C2

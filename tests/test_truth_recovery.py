@@ -10,7 +10,8 @@ import pytest
 
 from analysis.claims import verdicts as claims
 from analysis.data import load
-from analysis.models import associations, benzodiazepines, mediation
+from analysis.models import anxiety_pain, associations, benzodiazepines, comorbidity, mediation
+from analysis.models.design import survey_design
 
 N, SEED = 30_000, 2019
 RATIO = {"odds ratio", "prevalence ratio"}
@@ -21,9 +22,9 @@ def world(request):
     """What notebooks 02-05 compute on one synthetic sample: findings, mediation check, C4."""
     df = load("synthetic", seed=SEED, n=N, scenario=request.param)
     truth = associations.truth_of(df)
-    design = associations.survey_design(df)
-    findings = associations.comorbidity(design).to_findings("synthetic", truth=truth)
-    findings += associations.anxiety_and_pain(design).to_findings("synthetic", truth=truth)
+    design = survey_design(df)
+    findings = comorbidity.comorbidity(design).to_findings("synthetic", truth=truth)
+    findings += anxiety_pain.anxiety_and_pain(design).to_findings("synthetic", truth=truth)
     _, c2 = mediation.c2_findings(
         design, source="synthetic", replicates=40, seed=SEED, progress=False
     )

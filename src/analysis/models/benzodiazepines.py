@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.core.findings import Finding, estimand_info
-from analysis.models.associations import prepare_model_columns, survey_design
+from analysis.models.design import prepare_model_columns, survey_design
 from analysis.survey.design import SurveyDesign
 from analysis.survey.regression import svyglm
 
@@ -252,33 +252,3 @@ def benzodiazepines_and_pain(
         res.true_log_or = float(truth["benzodiazepine_effect_log_or"])
         res.true_crude_or = truth.get("benzodiazepine_crude_or_back_pain_any")
     return res
-
-
-def comparison_figure(result: BenzodiazepineResult):
-    """Naive and adjusted odds ratios with CIs, and the true effect where known (log axis)."""
-    import matplotlib.pyplot as plt
-
-    f = result.to_frame()
-    fig, ax = plt.subplots(figsize=(6.5, 2.6))
-    y = np.arange(len(f))[::-1]
-    colours = {"naive": "C1", "adjusted": "C0", "truth": "C3"}
-    for yi, (name, r) in zip(y, f.iterrows(), strict=True):
-        err = [[r.odds_ratio - r.ci_low], [r.ci_high - r.odds_ratio]]
-        ax.errorbar(
-            r.odds_ratio,
-            yi,
-            xerr=None if name == "truth" else err,
-            fmt="x" if name == "truth" else "o",
-            color=colours.get(name, "C0"),
-            capsize=4,
-            markersize=9 if name == "truth" else 6,
-        )
-    ax.axvline(1, color="grey", lw=0.8)
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.set_yticks(y, [f"{m} ({r.odds_ratio:.2f})" for m, r in f.iterrows()])
-    ax.set_xlabel(f"odds ratio of any back pain, {result.drug_label} users vs non-users")
-    ax.set_title(f"Confounding by indication ({result.source})", fontsize=10)
-    fig.tight_layout()
-    return fig

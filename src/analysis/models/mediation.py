@@ -47,6 +47,7 @@ from tqdm.auto import tqdm
 
 from analysis.core.findings import Finding, estimand_info
 from analysis.data.schema import NotMeasuredError, require_measured
+from analysis.models.design import redesign
 from analysis.survey.bootstrap import bootstrap_weights, replicate_variance
 from analysis.survey.design import SurveyDesign
 
@@ -661,15 +662,7 @@ def synthetic_truth_check(
     df["_gad7_moderate_plus_vs_none"] = np.where(gad >= 10, 1.0, np.where(gad < 5, 0.0, np.nan))
     sev = df["back_pain_severity"]
     df["back_pain_any"] = (sev != "not at all").astype("float64").where(sev.notna())
-    d = SurveyDesign(
-        df,
-        weight=design.weight_column,
-        strata=design.strata_column,
-        psu=design.psu_column,
-        nest=design.nest,
-        lonely_psu=design.lonely_psu,
-        label=design.label,
-    )
+    d = redesign(design, df)
     args = dict(
         exposure="_gad7_moderate_plus_vs_none",
         exposure_label="GAD-7 >= 10 vs < 5 (mild excluded)",
@@ -685,30 +678,3 @@ def synthetic_truth_check(
     table["truth"] = [truth.get(TRUTH_KEYS[k], np.nan) for k in table.index]
     table["covered"] = (table["ci_low"] <= table["truth"]) & (table["truth"] <= table["ci_high"])
     return result, table
-
-
-def effects_figure(result: MediationResult, truth: pd.Series | None = None):
-    """Direct, indirect and total effects with their CIs (and the truth, where known)."""
-    import matplotlib.pyplot as plt
-
-    f = result.to_frame().loc[list(EFFECTS[:3])]
-    fig, ax = plt.subplots(figsize=(6.5, 2.8))
-    y = np.arange(len(f))[::-1]
-    ax.errorbar(
-        f["estimate"],
-        y,
-        xerr=[f["estimate"] - f["ci_low"], f["ci_high"] - f["estimate"]],
-        fmt="o",
-        color="C0",
-        capsize=4,
-        label=f"estimate ({100 * result.level:g}% CI)",
-    )
-    if truth is not None:
-        ax.scatter(truth.reindex(f.index), y, marker="x", color="C3", zorder=3, label="truth")
-    ax.axvline(0, color="grey", lw=0.8)
-    ax.set_yticks(y, ["direct (NDE)", "indirect via tension (NIE)", "total"])
-    ax.set_xlabel(f"{result.outcome}: {result.scale}")
-    ax.set_title(f"{result.exposure_label}, mediator {result.mediator}", fontsize=10)
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    return fig

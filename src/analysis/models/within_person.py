@@ -80,7 +80,8 @@ class WithinPersonResult:
         ]
 
 
-def _panel(frame: pd.DataFrame) -> pd.DataFrame:
+def person_waves(frame: pd.DataFrame) -> pd.DataFrame:
+    """The analysed person-waves (person, wave, pain, nervousness step); people seen twice+."""
     for col in (PAIN, NERVOUS, "respondent_id", "wave"):
         if col not in frame.columns:
             source = str(frame["source"].iloc[0]) if "source" in frame and len(frame) else "?"
@@ -115,7 +116,7 @@ def _fit(y: pd.Series, x: pd.DataFrame, groups: pd.Series, *, constant: bool):
 def within_person_pain_nervousness(frame: pd.DataFrame) -> WithinPersonResult:
     """Person fixed-effects slope of bodily pain on nervousness, with wave effects, beside the
     pooled slope (which also uses differences between people)."""
-    d = _panel(frame)
+    d = person_waves(frame)
     x = _design(d)
     demeaned_x = x - x.groupby(d["person"]).transform("mean")
     demeaned_y = d["pain"] - d.groupby("person")["pain"].transform("mean")
@@ -139,31 +140,3 @@ def within_person_pain_nervousness(frame: pd.DataFrame) -> WithinPersonResult:
         n_observations=len(d),
         notes=["  " + c for c in CAVEATS],
     )
-
-
-def within_between_figure(frame: pd.DataFrame):
-    """Mean bodily pain by nervousness level: across people, and within people (deviations
-    from each person's own mean), so a reader sees both comparisons side by side."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    d = _panel(frame)
-    d["pain_within"] = d["pain"] - d.groupby("person")["pain"].transform("mean")
-    d["step_within"] = d["step"] - d.groupby("person")["step"].transform("mean")
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    sns.pointplot(data=d, x="step", y="pain", ax=axes[0], errorbar=("ci", 95))
-    axes[0].set(
-        xlabel="nervousness (0 = none ... 5 = all of the time)",
-        ylabel="SF-36 bodily pain (higher = less pain)",
-        title="Between and within people (pooled)",
-    )
-    sns.regplot(
-        data=d, x="step_within", y="pain_within", ax=axes[1], scatter_kws={"s": 6, "alpha": 0.3}
-    )
-    axes[1].set(
-        xlabel="nervousness, change from own mean",
-        ylabel="bodily pain, change from own mean",
-        title="Within people",
-    )
-    fig.tight_layout()
-    return fig

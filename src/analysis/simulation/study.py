@@ -2,8 +2,8 @@
 
 Draw many independent survey samples from the synthetic world (scenario ``literature`` and
 the ``null`` world, where anxiety has no effect on muscle tension or pain), run in each the
-same library functions the notebooks run (`associations.comorbidity`,
-`associations.anxiety_and_pain`, `mediation.c2_findings` and `synthetic_truth_check`,
+same library functions the notebooks run (`comorbidity.comorbidity`,
+`anxiety_pain.anxiety_and_pain`, `mediation.c2_findings` and `synthetic_truth_check`,
 `benzodiazepines.benzodiazepines_and_pain`), and apply the claims registry's fixed rules to
 the sample as if it were evidence (`claims.rule_verdict`). Over the replicates:
 
@@ -86,14 +86,15 @@ def run_replicate(
     """
     from analysis.claims import verdicts as claims
     from analysis.data.synthetic import world as synth
-    from analysis.models import associations, benzodiazepines, mediation
+    from analysis.models import anxiety_pain, benzodiazepines, comorbidity, mediation
+    from analysis.models.design import survey_design
 
     spec = load_spec()
     t0 = time.perf_counter()
     world = synth.generate(n=n, seed=seed, scenario=scenario)
-    design = associations.survey_design(world.data)
-    findings = associations.comorbidity(design).to_findings("synthetic", truth=truth)
-    findings += associations.anxiety_and_pain(design).to_findings("synthetic", truth=truth)
+    design = survey_design(world.data)
+    findings = comorbidity.comorbidity(design).to_findings("synthetic", truth=truth)
+    findings += anxiety_pain.anxiety_and_pain(design).to_findings("synthetic", truth=truth)
     _, c2 = mediation.c2_findings(
         design, source="synthetic", replicates=bootstrap_replicates, seed=seed, progress=False
     )
