@@ -10,7 +10,7 @@ import pytest
 
 from analysis.claims import verdicts as claims
 from analysis.data import load
-from analysis.models import associations, benzodiazepines, mediation
+from analysis.models import associations, benzodiazepines, mediation, synthetic_truth
 
 N, SEED = 30_000, 2019
 RATIO = {"odds ratio", "prevalence ratio"}
@@ -20,7 +20,7 @@ RATIO = {"odds ratio", "prevalence ratio"}
 def world(request):
     """What notebooks 02-05 compute on one synthetic sample: findings, mediation check, C4."""
     df = load("synthetic", seed=SEED, n=N, scenario=request.param)
-    truth = associations.truth_of(df)
+    truth = synthetic_truth.truth_of(df)
     design = associations.survey_design(df)
     findings = associations.comorbidity(design).to_findings("synthetic", truth=truth)
     findings += associations.anxiety_and_pain(design).to_findings("synthetic", truth=truth)

@@ -40,6 +40,8 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from analysis.core.io import atomic_path
+from analysis.data import synthetic
+from analysis.models import synthetic_truth
 
 SYNTHETIC_NOTE = (
     "Simulation study on the SYNTHETIC world: it validates the estimators and the claims' "
@@ -84,12 +86,11 @@ def run_replicate(
     ``truth`` is passed in (computed once by the caller) so workers never recompute it.
     """
     from analysis.claims import verdicts as claims
-    from analysis.data.synthetic import world as synth
     from analysis.models import associations, benzodiazepines, mediation
 
     spec = load_spec()
     t0 = time.perf_counter()
-    world = synth.generate(n=n, seed=seed, scenario=scenario)
+    world = synthetic.generate(n=n, seed=seed, scenario=scenario)
     design = associations.survey_design(world.data)
     findings = associations.comorbidity(design).to_findings("synthetic", truth=truth)
     findings += associations.anxiety_and_pain(design).to_findings("synthetic", truth=truth)
@@ -499,8 +500,6 @@ def run_simulation(
     process may use) is started and closed. A failing replicate stops the run with a
     `SimulationError` naming it.
     """
-    from analysis.data.synthetic import world as synth
-
     d = load_spec()["defaults"]
     settings = {
         "replicates": int(d["replicates"] if replicates is None else replicates),
@@ -517,10 +516,10 @@ def run_simulation(
         raise ValueError(f"n: expected at least 100 respondents per sample, got {settings['n']}")
     if settings["bootstrap_replicates"] < 2:
         raise ValueError("bootstrap_replicates: expected at least 2")
-    unknown = [s for s in settings["scenarios"] if s not in synth.SCENARIOS]
+    unknown = [s for s in settings["scenarios"] if s not in synthetic.SCENARIOS]
     if unknown or not settings["scenarios"]:
         raise ValueError(
-            f"scenarios: {unknown or 'none given'}; the synthetic world has {list(synth.SCENARIOS)}"
+            f"scenarios: {unknown or 'none given'}; the synthetic world has {list(synthetic.SCENARIOS)}"
         )
     truths = _truths(settings["scenarios"], progress)
     tasks = [
@@ -545,10 +544,8 @@ def run_simulation(
 
 def _truths(scenarios: Sequence[str], progress: bool) -> dict[str, dict[str, float]]:
     """Each scenario's truth, once, here (cached on disk): workers receive it with each task."""
-    from analysis.data.synthetic import world as synth
-
     return {
-        s: dict(synth.generate(n=100, seed=0, scenario=s).true_estimands(progress=progress).values)
+        s: dict(synthetic_truth.true_estimands(synthetic.world_model(s), progress=progress).values)
         for s in scenarios
     }
 
