@@ -17,8 +17,8 @@ from analysis.cli import app
 from analysis.core.io import frame_content_hash
 from analysis.data import load, schema
 from analysis.data import synthetic as synth
-from analysis.models import synthetic_census_fits
 from analysis.models import synthetic_truth as synth_truth
+from analysis.survey.ordinal import fit_proportional_odds
 
 PUBLISHED = {k: v["value"] for k, v in synth.load_spec()["published_checks"].items()}
 
@@ -212,19 +212,27 @@ def test_overridden_benzodiazepine_effect_is_the_truth():
     assert truth.values["prevalence_back_pain_any"] < 0.39
 
 
-def test_proportional_odds_fitter_matches_statsmodels():
+def test_census_proportional_odds_fit_to_cell_sums_is_the_fit_to_every_person():
+    """The census fits one weighted row per (cell, level), weight = the level's count there,
+    with the survey fitter: the same as statsmodels' OrderedModel fit to every person."""
     from statsmodels.miscmodels.ordinal_model import OrderedModel
 
     rng = np.random.default_rng(3)
     n = 3_000
-    X = np.column_stack([rng.normal(size=n), rng.integers(0, 2, n), rng.normal(size=n)])
+    X = np.column_stack([rng.integers(0, 4, n), rng.integers(0, 2, n), rng.integers(0, 3, n)])
     latent = X @ np.array([0.8, -0.5, 0.3]) + rng.logistic(size=n)
     y = np.searchsorted(np.array([-0.5, 0.7, 1.8]), latent)
-    ours = synthetic_census_fits.fit_proportional_odds(X, np.eye(4)[y])
-    ref = OrderedModel(y, X, distr="logit").fit(method="newton", disp=False, tol=1e-12)
+    cells, code = np.unique(X, axis=0, return_inverse=True)
+    counts = np.zeros((len(cells), 4))
+    np.add.at(counts, (code.ravel(), y), 1.0)
+    rows, level = np.nonzero(counts)
+    fit = fit_proportional_odds(cells[rows].astype(float), level, counts[rows, level], q=3)
+    ref = OrderedModel(y, X.astype(float), distr="logit").fit(
+        method="newton", disp=False, tol=1e-12
+    )
     cuts = np.cumsum(np.concatenate([[ref.params[3]], np.exp(ref.params[4:])]))
-    np.testing.assert_allclose(ours[:3], ref.params[:3], atol=1e-7)
-    np.testing.assert_allclose(ours[3:], cuts, atol=1e-7)
+    np.testing.assert_allclose(fit.beta, ref.params[:3], atol=1e-7)
+    np.testing.assert_allclose(fit.zeta, cuts, atol=1e-7)
 
 
 def test_a_loaded_sample_names_its_world_in_plain_metadata():

@@ -18,6 +18,7 @@ from statsmodels.genmod import families
 from statsmodels.genmod.generalized_linear_model import GLM
 
 from analysis.models import associations
+from analysis.survey.ordinal import fit_proportional_odds
 
 REFERENCE_N = 30_000
 LEVELS = ("mild", "moderate", "severe")
@@ -165,44 +166,15 @@ def _weighted_cross(w: np.ndarray, grad: np.ndarray) -> np.ndarray:
     return (g * w.reshape(-1, 1)).T @ g
 
 
-def fit_proportional_odds(
-    X: np.ndarray,
-    counts: np.ndarray,
-    *,
-    tol: float = 1e-11,
-    max_iter: int = 200,
-) -> np.ndarray:
-    """Cumulative-logit (proportional-odds) fit to category counts (n rows, 4 categories).
-
-    ``counts[i, j]`` may be fractional: the summed probabilities of category j over the
-    persons of row i. Maximises sum_ij counts_ij log pi_ij by Fisher scoring. With one
-    person per row and one-hot counts it is the ordinary maximum-likelihood fit of
-    statsmodels' ``OrderedModel(distr="logit")``, with the same sign convention
-    (P(Y <= j) = F(cut_j - x'beta)); a test checks that. Returns [beta, cut_1, cut_2, cut_3].
-    """
-    n, k = X.shape
-    size = counts.sum(axis=1)
-    cum = np.cumsum(counts.sum(axis=0))[:3] / size.sum()
-    theta = np.concatenate([np.zeros(k), special.logit(np.clip(cum, 1e-9, 1 - 1e-9))])
-    for _ in range(max_iter):
-        pi, grad = _po_terms(X, theta)
-        score = counts.ravel() @ grad.reshape(-1, grad.shape[2])
-        info = _weighted_cross(size[:, None] * pi, grad)
-        step = np.linalg.solve(info, score)
-        while np.any(np.diff((theta + step)[k:]) <= 0):  # keep the cut-points ordered
-            step /= 2
-        theta = theta + step
-        if np.max(np.abs(step)) < tol:
-            return theta
-    raise RuntimeError("proportional-odds fit did not converge")
-
-
 def _census_po(cells: Cells, X: np.ndarray):
     """Census proportional-odds fit to cell sums: (theta, MC SE, reference SE at n=30,000)."""
     keep = cells.n > 0
     X = X[keep]
     n_c, P_c, PP_c = cells.n[keep], cells.P[keep], cells.PP[keep]
-    theta = fit_proportional_odds(X, P_c)
+    # the survey fitter maximises sum_ij P_ij log pi_ij with one weighted row per (cell, level)
+    rows, level = np.nonzero(P_c > 0)
+    fit = fit_proportional_odds(X[rows], level, P_c[rows, level], q=3)
+    theta = np.concatenate([fit.beta, fit.zeta])
     pi, grad = _po_terms(X, theta)
     n = n_c.sum()
     bread = np.linalg.inv(_weighted_cross(n_c[:, None] * pi, grad) / n)
