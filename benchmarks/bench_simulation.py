@@ -10,14 +10,15 @@ Run: .venv/bin/python benchmarks/bench_simulation.py
 import os
 import time
 
-from analysis.data.synthetic import world as synth
+from analysis.data import synthetic
+from analysis.models import synthetic_truth
 from analysis.simulation import study as simulation
 
 N, B, REPS = 30_000, 50, 8
 
 
 def main() -> None:
-    truth = dict(synth.generate(n=100, seed=0, scenario="literature").truth)
+    truth = dict(synthetic_truth.true_estimands(synthetic.world_model("literature")).values)
     simulation.run_replicate("literature", 0, seed=1, n=N, truth=truth, bootstrap_replicates=B)
     t = time.perf_counter()
     for r in range(3):

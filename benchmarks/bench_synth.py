@@ -22,8 +22,8 @@ from pathlib import Path
 CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
-from analysis.data.synthetic import world as synth
-synth._model()  # calibration (read from the on-disk cache after the first run)
+from analysis.data import synthetic as synth
+synth.world_model()  # calibration (read from the on-disk cache after the first run)
 t1 = time.perf_counter()
 synth.generate_to_parquet(sys.argv[1], n=int(sys.argv[2]), seed=1, progress=False)
 t2 = time.perf_counter()

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from analysis.data.synthetic import world as synth
+from analysis.data import synthetic as synth
 from analysis.models import benzodiazepines as bz
-from analysis.models import figures
+from analysis.models import figures, synthetic_truth
 
 
 @pytest.fixture(scope="module")
@@ -14,8 +14,13 @@ def world():
 
 
 @pytest.fixture(scope="module")
-def result(world):
-    return bz.benzodiazepines_and_pain(world.data, truth=world.truth)
+def truth(world):
+    return synthetic_truth.true_estimands(world.model, progress=False).values
+
+
+@pytest.fixture(scope="module")
+def result(world, truth):
+    return bz.benzodiazepines_and_pain(world.data, truth=truth)
 
 
 def test_naive_exceeds_adjusted_and_adjusted_is_closer_to_truth(result):
@@ -38,10 +43,10 @@ def test_frame_and_findings(result):
     assert finding.extra["naive_odds_ratio"] == pytest.approx(result.naive.odds_ratio)
 
 
-def test_anxiety_medication_used_when_no_benzodiazepine_column(world):
+def test_anxiety_medication_used_when_no_benzodiazepine_column(world, truth):
     df = world.data.drop(columns=["benzodiazepine_use"]).copy()
     df["source"] = "nhis"
-    res = bz.benzodiazepines_and_pain(df, truth=world.truth)
+    res = bz.benzodiazepines_and_pain(df, truth=truth)
     assert res.drug == "anxiety_medication" and res.true_log_or is None
     (finding,) = res.to_findings()
     assert finding.source == "nhis" and finding.measured and finding.truth is None

@@ -14,6 +14,8 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from analysis.cli import app
+from analysis.data import synthetic
+from analysis.models import synthetic_truth
 from analysis.simulation import study as simulation
 from analysis.simulation.study import (
     SimulationError,
@@ -164,9 +166,9 @@ def test_replicates_are_reproducible(small_run):
 
 
 def _truth(scenario: str) -> dict:
-    from analysis.data.synthetic import world as synth
-
-    return dict(synth.generate(n=100, seed=0, scenario=scenario).truth)
+    return dict(
+        synthetic_truth.true_estimands(synthetic.world_model(scenario), progress=False).values
+    )
 
 
 def test_explicit_scheduler_address():
@@ -196,9 +198,7 @@ def test_failing_replicate_is_named(monkeypatch):
     """An in-process cluster (threads) sees the patched generator: the error names the sample."""
     from dask.distributed import LocalCluster
 
-    from analysis.data.synthetic import world as synth
-
-    real = synth.generate
+    real = synthetic.generate
 
     def broken(n, seed, scenario, overrides=None):
         if scenario == "null":
@@ -207,7 +207,7 @@ def test_failing_replicate_is_named(monkeypatch):
 
     with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
         truth = _truth("null")  # before patching: the driver computes truths with generate
-        monkeypatch.setattr(synth, "generate", broken)
+        monkeypatch.setattr(synthetic, "generate", broken)
         monkeypatch.setattr(simulation, "_truths", lambda scenarios, progress: {"null": truth})
         with pytest.raises(SimulationError, match=r"replicate 0 of scenario 'null' \(seed \d+\)"):
             run_simulation(

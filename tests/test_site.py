@@ -294,7 +294,7 @@ def test_source_registry_calls_the_declared_loader(monkeypatch):
     def generate(n, seed, scenario):
         calls.update(n=n, seed=seed, scenario=scenario)
         return types.SimpleNamespace(
-            data=pd.DataFrame({"x": range(n)}), lazy_truth=lambda: {"true_value": 1.5}
+            data=pd.DataFrame({"x": range(n)}), metadata={"scenario": scenario}
         )
 
     module = types.ModuleType("analysis.data.synthetic.world")
@@ -302,8 +302,8 @@ def test_source_registry_calls_the_declared_loader(monkeypatch):
     monkeypatch.setitem(sys.modules, "analysis.data.synthetic.world", module)
     df = source_registry.load("synthetic", seed=7, n=5)
     assert len(df) == 5 and calls == {"n": 5, "seed": 7, "scenario": "literature"}
-    # the declared truth attribute travels with the frame (read by associations.truth_of)
-    assert df.attrs["truth"]() == {"true_value": 1.5}
+    # the declared attrs travel with the frame (read by synthetic_truth.truth_of)
+    assert df.attrs["synthetic_world"] == {"scenario": "literature"}
 
 
 def test_prepare_output_dir_resolves_relative_to_project(tmp_path, monkeypatch):

@@ -15,21 +15,22 @@ from typer.testing import CliRunner
 
 from analysis.cli import app
 from analysis.core.io import frame_content_hash
-from analysis.data import schema
-from analysis.data.synthetic import truth as synth_truth
-from analysis.data.synthetic import world as synth
+from analysis.data import load, schema
+from analysis.data import synthetic as synth
+from analysis.models import synthetic_truth as synth_truth
+from analysis.survey.ordinal import fit_proportional_odds
 
 PUBLISHED = {k: v["value"] for k, v in synth.load_spec()["published_checks"].items()}
 
 
 @pytest.fixture(scope="module")
 def literature_truth():
-    return synth_truth.true_estimands(synth._model("literature"), progress=False)
+    return synth_truth.true_estimands(synth.world_model("literature"), progress=False)
 
 
 @pytest.fixture(scope="module")
 def null_truth():
-    return synth_truth.true_estimands(synth._model("null"), progress=False)
+    return synth_truth.true_estimands(synth.world_model("null"), progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +204,7 @@ def test_truth_table_and_json_document_every_estimand(literature_truth, tmp_path
 
 
 def test_overridden_benzodiazepine_effect_is_the_truth():
-    model = synth._model("literature", {"benzodiazepine_pain_log_or": -0.5})
+    model = synth.world_model("literature", {"benzodiazepine_pain_log_or": -0.5})
     truth = synth_truth.true_estimands(model, n_population=300_000, use_cache=False, progress=False)
     assert truth.values["benzodiazepine_effect_log_or"] == -0.5
     assert -0.15 < truth.values["benzodiazepine_effect_rd"] < -0.05
@@ -211,19 +212,45 @@ def test_overridden_benzodiazepine_effect_is_the_truth():
     assert truth.values["prevalence_back_pain_any"] < 0.39
 
 
-def test_proportional_odds_fitter_matches_statsmodels():
+def test_census_proportional_odds_fit_to_cell_sums_is_the_fit_to_every_person():
+    """The census fits one weighted row per (cell, level), weight = the level's count there,
+    with the survey fitter: the same as statsmodels' OrderedModel fit to every person."""
     from statsmodels.miscmodels.ordinal_model import OrderedModel
 
     rng = np.random.default_rng(3)
     n = 3_000
-    X = np.column_stack([rng.normal(size=n), rng.integers(0, 2, n), rng.normal(size=n)])
+    X = np.column_stack([rng.integers(0, 4, n), rng.integers(0, 2, n), rng.integers(0, 3, n)])
     latent = X @ np.array([0.8, -0.5, 0.3]) + rng.logistic(size=n)
     y = np.searchsorted(np.array([-0.5, 0.7, 1.8]), latent)
-    ours = synth_truth.fit_proportional_odds(X, np.eye(4)[y])
-    ref = OrderedModel(y, X, distr="logit").fit(method="newton", disp=False, tol=1e-12)
+    cells, code = np.unique(X, axis=0, return_inverse=True)
+    counts = np.zeros((len(cells), 4))
+    np.add.at(counts, (code.ravel(), y), 1.0)
+    rows, level = np.nonzero(counts)
+    fit = fit_proportional_odds(cells[rows].astype(float), level, counts[rows, level], q=3)
+    ref = OrderedModel(y, X.astype(float), distr="logit").fit(
+        method="newton", disp=False, tol=1e-12
+    )
     cuts = np.cumsum(np.concatenate([[ref.params[3]], np.exp(ref.params[4:])]))
-    np.testing.assert_allclose(ours[:3], ref.params[:3], atol=1e-7)
-    np.testing.assert_allclose(ours[3:], cuts, atol=1e-7)
+    np.testing.assert_allclose(fit.beta, ref.params[:3], atol=1e-7)
+    np.testing.assert_allclose(fit.zeta, cuts, atol=1e-7)
+
+
+def test_a_loaded_sample_names_its_world_in_plain_metadata():
+    """A frame from `load` carries plain facts naming its world (no code); `truth_of` looks
+    the truth up from them, and other frames have none."""
+    df = load("synthetic", seed=4, n=500, scenario="null")
+    world = df.attrs["synthetic_world"]
+    model = synth.world_model("null")
+    assert world == {
+        "scenario": "null",
+        "overrides": {},
+        "seed": 4,
+        "n": 500,
+        "params_hash": model.hash,
+    }
+    assert json.loads(json.dumps(world)) == world
+    assert synth_truth.truth_of(df) == synth_truth.true_estimands(model, progress=False).values
+    assert synth_truth.truth_of(pd.DataFrame({"x": [1]})) == {}
 
 
 # ------------------------------------------------------------------ sample design --
@@ -350,7 +377,7 @@ def test_truth_cache_computes_once_when_asked_concurrently(tmp_path, monkeypatch
         return real_compute(*args, **kwargs)
 
     monkeypatch.setattr(synth_truth, "_compute", slow_compute)
-    model = synth._model("null")
+    model = synth.world_model("null")
     results = []
 
     def ask():
@@ -371,14 +398,14 @@ def test_truth_cache_computes_once_when_asked_concurrently(tmp_path, monkeypatch
 @pytest.mark.parametrize("scenario", synth.SCENARIOS)
 def test_packaged_truths_are_current(scenario):
     """The truths shipped in resources/synthetic_truth/ are exactly what the code computes now
-    (a stale or missing file fails here: regenerate with `python -m analysis.data.synthetic.truth`)."""
-    model = synth._model(scenario)
-    n_population, seed = synth_truth._computation(None, None)
+    (a stale or missing file fails here: regenerate with `python -m analysis.models.synthetic_truth`)."""
+    model = synth.world_model(scenario)
+    n_population, seed = synth_truth.census_size_and_seed()
     key = synth_truth.truth_key(model, n_population, seed)
-    packaged = synth_truth._read_packaged(key)
+    packaged = synth_truth.read_packaged(key)
     assert packaged is not None, (
         f"no packaged truth for scenario {scenario!r} and the current code (key {key}); "
-        "run: python -m analysis.data.synthetic.truth"
+        "run: python -m analysis.models.synthetic_truth"
     )
     fresh = synth_truth.true_estimands(model, use_cache=False, progress=False)
     assert packaged.values.keys() == fresh.values.keys()
@@ -387,5 +414,5 @@ def test_packaged_truths_are_current(scenario):
     # true_estimands serves the packaged file without computing
     served = synth_truth.true_estimands(model, progress=False)
     assert served.to_json() == packaged.to_json()
-    stale = sorted(p.name for p in synth_truth._packaged_folder().glob("truth-*.json"))
+    stale = sorted(p.name for p in synth_truth.packaged_folder().glob("truth-*.json"))
     assert len(stale) == len(synth.SCENARIOS), stale

@@ -10,7 +10,7 @@ import pytest
 
 from analysis.claims import verdicts as claims
 from analysis.data import load
-from analysis.models import anxiety_pain, associations, benzodiazepines, comorbidity, mediation
+from analysis.models import anxiety_pain, benzodiazepines, comorbidity, mediation, synthetic_truth
 from analysis.models.design import survey_design
 
 N, SEED = 30_000, 2019
@@ -21,7 +21,7 @@ RATIO = {"odds ratio", "prevalence ratio"}
 def world(request):
     """What notebooks 02-05 compute on one synthetic sample: findings, mediation check, C4."""
     df = load("synthetic", seed=SEED, n=N, scenario=request.param)
-    truth = associations.truth_of(df)
+    truth = synthetic_truth.truth_of(df)
     design = survey_design(df)
     findings = comorbidity.comorbidity(design).to_findings("synthetic", truth=truth)
     findings += anxiety_pain.anxiety_and_pain(design).to_findings("synthetic", truth=truth)

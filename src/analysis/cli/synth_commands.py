@@ -11,7 +11,8 @@ import yaml
 from analysis.cli import data_app
 from analysis.core import paths
 from analysis.core.io import write_text_atomic
-from analysis.data.synthetic import world as synth
+from analysis.data import synthetic as synth
+from analysis.models import synthetic_truth
 
 
 def _parse_overrides(assignments: list[str]) -> dict[str, Any]:
@@ -98,7 +99,7 @@ def synth_command(
     except synth.SynthParameterError as exc:
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(code=2) from None
-    truth = result.true_estimands(progress=progress)
+    truth = synthetic_truth.true_estimands(result.model, progress=progress)
     truth_file = write_text_atomic(truth_path_for(target), truth.to_json())
     typer.echo(result.summary())
     typer.echo(f"  wrote the true population estimands to {truth_file}")

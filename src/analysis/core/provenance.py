@@ -15,6 +15,7 @@ import subprocess
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 
 import analysis
 
@@ -83,27 +84,49 @@ def sha256_json(obj) -> str:
     return sha256_bytes(json.dumps(obj, sort_keys=True, default=str).encode())
 
 
-def tree_hash(roots: Iterable[str | os.PathLike[str]], patterns: Iterable[str] = ("**/*",)) -> str:
-    """One sha256 over every file under the roots (relative path + content), skipping caches."""
+def source_hash(
+    sources: Iterable[ModuleType | str | os.PathLike[str]], patterns: Iterable[str] = ("**/*.py",)
+) -> str:
+    """One sha256 over the code of modules, files and folders (relative path + content), so a
+    cache keyed on it goes stale whenever that code changes.
+
+    A package or a folder contributes its files matching ``patterns`` (caches skipped), a
+    module or a file itself.
+    """
+    patterns = tuple(patterns)
     h = hashlib.sha256()
-    for root in roots:
-        root = Path(root)
-        files: set[Path] = set()
-        for pattern in patterns:
-            files.update(p for p in root.glob(pattern) if p.is_file())
-        for path in sorted(files):
-            rel = path.relative_to(root).as_posix()
-            if "__pycache__" in rel or rel.endswith((".pyc", ".pyo")) or "/." in f"/{rel}":
-                continue
+    for source in sources:
+        for rel, path in _source_files(source, patterns):
             h.update(rel.encode() + b"\0")
             h.update(hashlib.sha256(path.read_bytes()).digest())
     return h.hexdigest()
 
 
+def _source_files(
+    source: ModuleType | str | os.PathLike[str], patterns: tuple[str, ...]
+) -> list[tuple[str, Path]]:
+    """(name relative to the source, path) of the files a source stands for, in sorted order."""
+    path = Path(source.__file__) if isinstance(source, ModuleType) else Path(source)
+    if isinstance(source, ModuleType) and path.name == "__init__.py":
+        path = path.parent  # a package: its folder
+    if not path.is_dir():
+        return [(path.name, path)]
+    files: set[Path] = set()
+    for pattern in patterns:
+        files.update(p for p in path.glob(pattern) if p.is_file())
+    out = []
+    for file in sorted(files):
+        rel = file.relative_to(path).as_posix()
+        if "__pycache__" in rel or rel.endswith((".pyc", ".pyo")) or "/." in f"/{rel}":
+            continue
+        out.append((rel, file))
+    return out
+
+
 def library_code_hash(code_roots: Iterable[str | os.PathLike[str]] | None = None) -> str:
     """Hash of the library: every .py file and every resource file under the package."""
     roots = list(code_roots) if code_roots is not None else [Path(analysis.__file__).parent]
-    return tree_hash(roots, patterns=("**/*.py", "resources/**/*"))
+    return source_hash(roots, patterns=("**/*.py", "resources/**/*"))
 
 
 def notebook_source_hash(path: str | os.PathLike[str]) -> str:

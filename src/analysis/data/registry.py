@@ -187,9 +187,8 @@ def load(
     result = _import_loader(spec)(**kwargs)
     attribute = spec.loader.get("result_attribute")
     frame = getattr(result, attribute) if attribute else result
-    truth = spec.loader.get("truth_attribute")
-    if truth:  # a world with known truth (synthetic): notebooks set estimates against it
-        frame.attrs["truth"] = getattr(result, truth)  # a dict, or a callable returning one
+    for key, name in spec.loader.get("attrs", {}).items():  # plain facts about the sample
+        frame.attrs[key] = getattr(result, name)
     return frame
 
 

@@ -95,8 +95,6 @@ class RatioEstimate:
 class AnxietyPainResult(AssociationResult):
     """Adjusted logistic and ordinal models of back pain on anxiety; the C3/C7 estimates."""
 
-    notebook = "03_anxiety_and_pain"
-
     source: str
     n: int
     covariates: list[str]

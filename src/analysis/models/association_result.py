@@ -7,19 +7,17 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
 
-from analysis.core.findings import Finding
+from analysis.core.findings import EstimandInfo, Finding, estimand_info
 from analysis.models.design import AssociationError
 
 DESIGN_TEXT = "cross-sectional survey"
 SYNTHETIC_CAVEAT = "Synthetic data: validates the pipeline against known truth; not evidence."
 
 
-def _registry_estimand(key: str):
-    from analysis.claims.verdicts import load_registry
-
-    est = load_registry().estimands.get(key)
+def registry_estimand(key: str) -> EstimandInfo:
+    """What the claims registry expects of ``key``; an error names a key it does not have."""
+    est = estimand_info(key)
     if est is None:
         raise AssociationError(f"associations.yaml: estimand '{key}' is not in the claims registry")
     return est
@@ -46,7 +44,7 @@ class FindingWriter:
 
     def allowed(self, key: str) -> bool:
         """Whether the registry takes estimand ``key`` from this source."""
-        return self.source in _registry_estimand(key).sources
+        return self.source in registry_estimand(key).sources
 
     def estimate(
         self,
@@ -69,7 +67,7 @@ class FindingWriter:
             estimate=estimate,
             ci_low=ci[0],
             ci_high=ci[1],
-            measure=_registry_estimand(key).measure,
+            measure=registry_estimand(key).measure,
             null_value=null_value,
             n=self.n,
             design=DESIGN_TEXT,
@@ -81,7 +79,7 @@ class FindingWriter:
 
     def not_measured(self, key: str, claim_id: str, column: str) -> Finding:
         """A finding of ``key`` that this source cannot estimate: ``column`` is not measured."""
-        est = _registry_estimand(key)
+        est = registry_estimand(key)
         return Finding(
             claim_id=claim_id,
             estimand=key,
@@ -102,7 +100,6 @@ class AssociationResult(ABC):
     """Base of the association results: printed as `summary()`; `to_findings` hands a
     `FindingWriter` for the source to the result's own findings."""
 
-    notebook: ClassVar[str]  # the notebook whose findings these are, by default
     source: str
     n: int
 
@@ -129,10 +126,9 @@ class AssociationResult(ABC):
 
         An estimand whose registry entry does not list the source (e.g. the weekly-anxiety
         keys are NHIS-only) is shown in the tables but not written as a finding. ``truth``:
-        the synthetic world's values by estimand key.
+        the synthetic world's values by estimand key. ``notebook`` is filled in from the
+        findings file's name when the findings are written (`write_findings`).
         """
         source = source or self.source
-        writer = FindingWriter(
-            source, notebook or self.notebook, self.n, self.caveats(source), truth or {}
-        )
+        writer = FindingWriter(source, notebook or "", self.n, self.caveats(source), truth or {})
         return self._findings(writer)

@@ -139,7 +139,7 @@ class BenzodiazepineResult:
     def __str__(self) -> str:
         return self.summary()
 
-    def to_findings(self, *, notebook: str = "05_benzodiazepines_in_surveys") -> list[Finding]:
+    def to_findings(self, *, notebook: str = "") -> list[Finding]:
         """The registry's C4 context key for a source the registry allows it from (else [])."""
         est = estimand_info(ESTIMAND)
         if est is None or (est.sources and self.source not in est.sources):

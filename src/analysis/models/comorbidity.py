@@ -24,8 +24,6 @@ from analysis.models.evalue import evalue
 class ComorbidityResult(AssociationResult):
     """Prevalence of anxiety among adults with vs without chronic back pain, and their ratio."""
 
-    notebook = "02_comorbidity"
-
     source: str
     exposure_rule: str | None
     exposure_caveat: str | None

@@ -219,7 +219,7 @@ class MediationResult:
         self,
         *,
         source: str,
-        notebook: str = "04_mediation",
+        notebook: str = "",
         truth: dict[str, float] | None = None,
         caveats: list[str] | None = None,
     ) -> list[Finding]:
@@ -308,7 +308,7 @@ def not_measured_findings(
     source: str,
     *,
     column: str | None = None,
-    notebook: str = "04_mediation",
+    notebook: str = "",
     spec: MediationSpec | None = None,
 ) -> list[Finding]:
     """C2 findings for a source that does not measure the mediator: measured=False, no estimate.
@@ -346,7 +346,7 @@ def c2_findings(
     design: SurveyDesign,
     *,
     source: str,
-    notebook: str = "04_mediation",
+    notebook: str = "",
     truth: dict[str, float] | None = None,
     **kwargs,
 ) -> tuple[MediationResult | None, list[Finding]]:

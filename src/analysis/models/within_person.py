@@ -58,7 +58,7 @@ class WithinPersonResult:
     def __str__(self) -> str:
         return self.summary()
 
-    def to_findings(self, source: str = "help", notebook: str = "03_anxiety_and_pain"):
+    def to_findings(self, source: str = "help", notebook: str = ""):
         row = self.table.loc["within person (fixed effects)"]
         return [
             Finding(

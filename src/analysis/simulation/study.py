@@ -40,7 +40,12 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from analysis.claims.registry import VERDICTS
-from analysis.core.io import atomic_path
+from analysis.claims.verdicts import rule_verdict
+from analysis.core import paths, provenance
+from analysis.core.io import atomic_path, write_text_atomic
+from analysis.data import synthetic
+from analysis.models import anxiety_pain, benzodiazepines, comorbidity, mediation, synthetic_truth
+from analysis.models.design import survey_design
 
 SYNTHETIC_NOTE = (
     "Simulation study on the SYNTHETIC world: it validates the estimators and the claims' "
@@ -84,14 +89,9 @@ def run_replicate(
     "verdicts": {claim: verdict}}``; a row holds estimate, CI and truth of one estimand.
     ``truth`` is passed in (computed once by the caller) so workers never recompute it.
     """
-    from analysis.claims import verdicts as claims
-    from analysis.data.synthetic import world as synth
-    from analysis.models import anxiety_pain, benzodiazepines, comorbidity, mediation
-    from analysis.models.design import survey_design
-
     spec = load_spec()
     t0 = time.perf_counter()
-    world = synth.generate(n=n, seed=seed, scenario=scenario)
+    world = synthetic.generate(n=n, seed=seed, scenario=scenario)
     design = survey_design(world.data)
     findings = comorbidity.comorbidity(design).to_findings("synthetic", truth=truth)
     findings += anxiety_pain.anxiety_and_pain(design).to_findings("synthetic", truth=truth)
@@ -137,7 +137,7 @@ def run_replicate(
         for key, row in rows.items()
         if key in tracked
     ]
-    verdicts = {cid: claims.rule_verdict(cid, findings) for cid in spec["claims"]}
+    verdicts = {cid: rule_verdict(cid, findings) for cid in spec["claims"]}
     return {
         "scenario": scenario,
         "replicate": int(replicate),
@@ -368,8 +368,6 @@ class SimulationResult:
 
     def write_summary(self, path: str | os.PathLike[str]) -> Path:
         """The summaries (not the replicates) as one JSON file, written atomically."""
-        from analysis.core.io import write_text_atomic
-
         payload = {
             "note": SYNTHETIC_NOTE,
             "settings": self.settings,
@@ -398,8 +396,6 @@ class SimulationResult:
         Each file is written to a temporary name and renamed; a failure leaves the previous
         results as they were.
         """
-        from analysis.core import provenance
-
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
         tables = {
@@ -413,7 +409,7 @@ class SimulationResult:
             "note": SYNTHETIC_NOTE,
             "settings": self.settings,
             "timing": self.timing,
-            "provenance": _provenance(provenance),
+            "provenance": _provenance(),
             "files": {k: v for k, v in self.FILES.items() if k != "meta"},
         }
         paths = {k: out / v for k, v in self.FILES.items()}
@@ -465,17 +461,15 @@ def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
     return df
 
 
-def _provenance(provenance_module) -> dict[str, Any]:
+def _provenance() -> dict[str, Any]:
     """Commit, library-code hash and package versions: which code produced these numbers."""
-    from analysis.core import paths
-
     return {
-        "git": provenance_module.git_info(paths.project_root()),
-        "library_sha256": provenance_module.library_code_hash(),
-        "packages": provenance_module.package_versions(
-            (*provenance_module.REPORTED_PACKAGES, "dask", "distributed")
+        "git": provenance.git_info(paths.project_root()),
+        "library_sha256": provenance.library_code_hash(),
+        "packages": provenance.package_versions(
+            (*provenance.REPORTED_PACKAGES, "dask", "distributed")
         ),
-        "written_utc": provenance_module.now_utc(),
+        "written_utc": provenance.now_utc(),
     }
 
 
@@ -500,8 +494,6 @@ def run_simulation(
     process may use) is started and closed. A failing replicate stops the run with a
     `SimulationError` naming it.
     """
-    from analysis.data.synthetic import world as synth
-
     d = load_spec()["defaults"]
     settings = {
         "replicates": int(d["replicates"] if replicates is None else replicates),
@@ -518,10 +510,10 @@ def run_simulation(
         raise ValueError(f"n: expected at least 100 respondents per sample, got {settings['n']}")
     if settings["bootstrap_replicates"] < 2:
         raise ValueError("bootstrap_replicates: expected at least 2")
-    unknown = [s for s in settings["scenarios"] if s not in synth.SCENARIOS]
+    unknown = [s for s in settings["scenarios"] if s not in synthetic.SCENARIOS]
     if unknown or not settings["scenarios"]:
         raise ValueError(
-            f"scenarios: {unknown or 'none given'}; the synthetic world has {list(synth.SCENARIOS)}"
+            f"scenarios: {unknown or 'none given'}; the synthetic world has {list(synthetic.SCENARIOS)}"
         )
     truths = _truths(settings["scenarios"], progress)
     tasks = [
@@ -546,10 +538,8 @@ def run_simulation(
 
 def _truths(scenarios: Sequence[str], progress: bool) -> dict[str, dict[str, float]]:
     """Each scenario's truth, once, here (cached on disk): workers receive it with each task."""
-    from analysis.data.synthetic import world as synth
-
     return {
-        s: dict(synth.generate(n=100, seed=0, scenario=s).true_estimands(progress=progress).values)
+        s: dict(synthetic_truth.true_estimands(synthetic.world_model(s), progress=progress).values)
         for s in scenarios
     }
 
@@ -637,8 +627,6 @@ def _run_on_dask(tasks, truths, settings, scheduler, workers, progress):
 def result_locations(root: str | os.PathLike[str] | None = None) -> list[Path]:
     """Where results are looked for, in order: a run of ``painanx simulate`` (reports/simulation)
     first, then the reference run committed with the code (data/simulation)."""
-    from analysis.core import paths
-
     base = Path(root) if root is not None else paths.project_root()
     return [base / load_spec()["defaults"]["output_dir"], base / "data" / "simulation"]
 
