@@ -18,13 +18,12 @@ from analysis.models import figures
 from analysis.models.mediation import (
     EFFECTS,
     MediationError,
-    _logistic_newton,
-    _wls,
     c2_findings,
     estimate_mediation,
     load_mediation_spec,
     not_measured_findings,
 )
+from analysis.models.mediation_gformula import logistic_newton, wls
 from analysis.survey.design import SurveyDesign
 
 N_STRATA, PSU_PER_STRATUM, ROWS_PER_PSU = 12, 6, 50
@@ -194,10 +193,10 @@ def test_numpy_refits_equal_statsmodels():
     var = sm.GLM(df.pain, x, family=sm.families.Binomial(), var_weights=w).fit().params
     # freq_weights and var_weights give the same weighted point estimates
     np.testing.assert_allclose(freq, var, rtol=1e-8)
-    mine = _logistic_newton(x, df.pain.to_numpy(), w, start=np.zeros(x.shape[1]))
+    mine = logistic_newton(x, df.pain.to_numpy(), w, start=np.zeros(x.shape[1]))
     np.testing.assert_allclose(mine, freq, rtol=1e-7, atol=1e-10)
-    wls = sm.WLS(df.tension, x_med, weights=w).fit().params
-    np.testing.assert_allclose(_wls(x_med, df.tension.to_numpy(), w), wls, rtol=1e-10)
+    expected = sm.WLS(df.tension, x_med, weights=w).fit().params
+    np.testing.assert_allclose(wls(x_med, df.tension.to_numpy(), w), expected, rtol=1e-10)
 
 
 def test_missing_values_are_a_domain():

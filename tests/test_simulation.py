@@ -16,19 +16,23 @@ from typer.testing import CliRunner
 from analysis.cli import app
 from analysis.data import synthetic
 from analysis.models import synthetic_truth
+from analysis.simulation import figures as simulation_figures
 from analysis.simulation import study as simulation
 from analysis.simulation.study import (
     SimulationError,
     SimulationResult,
-    false_positive_rates,
     load_results,
     replicate_seed,
     run_simulation,
+)
+from analysis.simulation.summaries import (
+    false_positive_rates,
+    load_spec,
     summarise_estimates,
     summarise_verdicts,
 )
 
-SPEC = simulation.load_spec()
+SPEC = load_spec()
 KEYS = [e["key"] for e in SPEC["estimands"]]
 
 
@@ -284,13 +288,13 @@ def test_load_results_prefers_a_new_run_over_the_reference(small_run, tmp_path):
 def test_figures(small_run):
     import matplotlib.pyplot as plt
 
-    fig = simulation.coverage_figure(small_run)
+    fig = simulation_figures.coverage(small_run)
     assert len(fig.axes[0].get_yticklabels()) == len(KEYS)
     plt.close(fig)
-    fig = simulation.error_figure(small_run)
+    fig = simulation_figures.errors(small_run)
     assert fig.axes[0].get_xlabel().startswith("estimate - truth")
     plt.close(fig)
-    fig = simulation.verdict_figure(small_run)
+    fig = simulation_figures.verdicts(small_run)
     assert len(fig.axes[0].get_yticklabels()) == 2 * len(SPEC["claims"])
     plt.close(fig)
 

