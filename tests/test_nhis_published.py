@@ -14,7 +14,7 @@ import pytest
 from analysis.core import paths
 from analysis.data import schema
 from analysis.data.nhis.fixtures import write_fixture_csv
-from analysis.data.nhis.recode import find_year_file, prepare_year
+from analysis.data.nhis.prepare import find_year_file, prepare_year
 from analysis.models.published_figures import (
     compare_with_published,
     design_estimator,
