@@ -1,8 +1,8 @@
 """The NHIS adult-file codebook (``resources/nhis_codebook.yaml``) as an object.
 
-It answers, for 2017 and every year 2019-2024: which NCHS columns exist, with which codes and missing
-codes, how each tidy column is derived, and which tidy columns are measured (and why the others
-are not). The recoder, the fixture writer and ``painanx data nhis-measures`` all read it, so a
+It answers, for 2017 and every year 2019-2024: which NCHS columns exist, with which codes and
+missing codes, how each tidy column is derived, and which tidy columns are measured (and why
+the others are not). The recoder, the fixture writer and ``painanx data nhis-measures`` all read it, so a
 layout change is a data edit, not a code edit.
 """
 
