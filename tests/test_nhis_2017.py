@@ -9,7 +9,6 @@ too and is always there.
 
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
 import threading
@@ -59,11 +58,6 @@ SEX = {1: "male", 2: "female"}
 
 def num(raw: pd.DataFrame, column: str) -> pd.Series:
     return pd.to_numeric(raw[column].replace("", np.nan))
-
-
-@functools.cache
-def shared_prepared() -> pd.DataFrame:
-    return prepare_year(2017, SHARED_FILE, write=False).frame
 
 
 @pytest.fixture(scope="module")
@@ -333,9 +327,13 @@ def mirror(tmp_path):
 @needs_shared
 def test_three_ways_in_give_one_frame(mirror, tmp_path):
     root, base = mirror
-    # 1. the shared copy, found in the default raw folders (../shared/data)
-    assert find_year_file(2017, default_raw_dirs()) == SHARED_FILE
-    shared, _ = prepare_nhis([2017], out_dir=tmp_path / "shared", progress=False)
+    # 1. the shared copy, found in ../shared/data (one of the default raw folders)
+    shared_root = paths.project_root().parent / "shared" / "data"
+    assert shared_root in default_raw_dirs()
+    assert find_year_file(2017, [shared_root]) == SHARED_FILE
+    shared, _ = prepare_nhis(
+        [2017], raw_dirs=[shared_root], out_dir=tmp_path / "shared", progress=False
+    )
     # 2. fetched from a (local) NCHS mirror: checksum recorded on first download, then prepared
     cache, lock = tmp_path / "cache", tmp_path / "lock.json"
     registry = Registry(base, "PAINANX_TEST_NO_SUCH_VAR", "unused", {2017: {"sha256": None}})
@@ -401,7 +399,7 @@ def test_published_db325_figures_from_the_extract():
 
 @needs_shared
 def test_published_db325_figures_from_the_real_file():
-    frame = shared_prepared()
+    frame = prepare_year(2017, SHARED_FILE, write=False).frame
     assert len(frame) == ROWS
     result = compare_with_published(frame, design_estimator, 2017)
     assert result.all_within_tolerance, result.summary()
