@@ -26,7 +26,7 @@ from analysis.data.nhis.fetch import (
     nhis_registry,
 )
 from analysis.data.nhis.fixtures import write_fixture_zip
-from analysis.data.nhis.recode import prepare_year
+from analysis.data.nhis.prepare import prepare_year
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -105,7 +105,7 @@ def fetch(year, cache, base, reg, **kwargs):
 def test_registry_has_every_year_and_https_default():
     reg = nhis_registry()
     assert reg.base_url.startswith("https://ftp.cdc.gov/")
-    assert set(reg.archives) == {2019, 2020, 2021, 2022, 2023, 2024}
+    assert set(reg.archives) == {2017, 2019, 2020, 2021, 2022, 2023, 2024}
     for entry in reg.archives.values():
         assert entry["sha256"] is None or len(entry["sha256"]) == 64
         assert entry["source"] in reg.sources

@@ -14,7 +14,7 @@ import pytest
 from analysis.core import paths
 from analysis.data import schema
 from analysis.data.nhis.fixtures import write_fixture_csv
-from analysis.data.nhis.recode import find_year_file, prepare_year
+from analysis.data.nhis.prepare import find_year_file, prepare_year
 from analysis.models.published_figures import (
     compare_with_published,
     design_estimator,
@@ -44,11 +44,13 @@ def test_published_figures_are_the_shared_ones_with_citations():
     shared_path = paths.project_root().parent / "shared" / "reference" / "published_figures.csv"
     assert len(ours) == 10 and ours["source"].str.len().min() > 10
     assert set(ours["tidy_column"]) <= set(schema.column_specs()) | {"pain_frequency_3m"}
+    assert len(published_figures(2017)) == 3  # NCHS Data Brief 325 (tests/test_nhis_2017.py)
     if shared_path.exists():  # copies must match the shared reference exactly
         shared = pd.read_csv(shared_path).set_index("figure_id")
-        for row in ours.itertuples():
+        for row in published_figures().itertuples():
             assert row.percent == shared.loc[row.figure_id, "percent"]
             assert row.source == shared.loc[row.figure_id, "source"]
+            assert row.definition == shared.loc[row.figure_id, "definition"]
     assert ours.set_index("figure_id").loc["nhsr213_anxiety_any_total", "percent"] == 15.6
 
 

@@ -1,4 +1,6 @@
-"""NHIS recoding on fixture files in each year's layout: codes, missing codes, skips, errors.
+"""NHIS recoding on fixture files in the 2019-2024 layout: codes, missing codes, skips, errors.
+
+The 2017 layout (another questionnaire) has its own tests in tests/test_nhis_2017.py.
 
 Expected values are written out here from the NCHS value labels (not read from the codebook),
 so a wrong codebook entry makes these tests fail.
@@ -15,16 +17,17 @@ import pytest
 from analysis.data import schema
 from analysis.data.nhis.codebook import NotMeasuredInYear, nhis_codebook
 from analysis.data.nhis.fixtures import fixture_frame, write_fixture_csv, write_fixture_zip
-from analysis.data.nhis.recode import (
-    NHISDataError,
+from analysis.data.nhis.prepare import (
     pool_years,
     pooled_path,
     prepare_nhis,
     prepare_year,
     processed_path,
 )
+from analysis.data.nhis.recode import NHISDataError
 
 YEARS = nhis_codebook().years
+LAYOUT_2019_YEARS = [y for y in YEARS if y >= 2019]
 
 # NCHS value labels, typed in from the 2021/2023/2024 NCHS input programs (see codebook refs)
 SEX = {1: "male", 2: "female"}
@@ -52,7 +55,7 @@ def num(raw: pd.DataFrame, column: str) -> pd.Series:
     return pd.to_numeric(raw[column].replace("", np.nan))
 
 
-@pytest.fixture(scope="module", params=YEARS)
+@pytest.fixture(scope="module", params=LAYOUT_2019_YEARS)
 def recoded(request, tmp_path_factory):
     year = request.param
     folder = tmp_path_factory.mktemp(f"nhis{year}")
@@ -358,7 +361,7 @@ def test_prepare_nhis_writes_years_and_pooled_file(tmp_path):
 
 def test_load_nhis_reads_prepared_years_and_pools(tmp_path):
     from analysis.data.nhis.fixtures import write_fixture_csv
-    from analysis.data.nhis.recode import load_nhis, prepare_year
+    from analysis.data.nhis.prepare import load_nhis, prepare_year
 
     for year in (2019, 2021):
         csv = write_fixture_csv(year, tmp_path / f"adult{year % 100}.csv", n=120, seed=year)

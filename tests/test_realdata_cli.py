@@ -110,7 +110,8 @@ def test_prepare_help_and_measures(tmp_path, monkeypatch):
 def test_parse_years():
     assert parse_years(["2019", "2021-2022"]) == [2019, 2021, 2022]
     assert parse_years(["2019,2020"]) == [2019, 2020]
-    assert parse_years(["all"]) == [2019, 2020, 2021, 2022, 2023, 2024]
+    assert parse_years(["all"]) == [2017, 2019, 2020, 2021, 2022, 2023, 2024]
+    assert parse_years(["2017-2020"]) == [2017, 2019, 2020]  # no NHIS 2018 here
     with pytest.raises(typer.BadParameter, match="unsupported"):
         parse_years(["2018"])
     with pytest.raises(typer.BadParameter, match="at least one year"):

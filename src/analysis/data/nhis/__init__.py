@@ -1,4 +1,6 @@
-"""The US National Health Interview Survey (NHIS) adult files: per-year codebook kept as
-data (`codebook`), checksummed download (`fetch`), recoding to the tidy schema (`recode`),
-and small files in each year's exact layout for tests (`fixtures`; synthetic, never evidence).
+"""The US National Health Interview Survey (NHIS) adult files (2017, 2019-2024): per-year
+codebook kept as data (`codebook`), checksummed download (`fetch`), recoding to the tidy
+schema (`recode`), finding, preparing, pooling and loading the tidy files, including the 2017
+extract committed with the code (`prepare`), and small files in each year's exact layout for
+tests (`fixtures`; synthetic, never evidence).
 """

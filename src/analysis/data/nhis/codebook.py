@@ -1,8 +1,8 @@
 """The NHIS adult-file codebook (``resources/nhis_codebook.yaml``) as an object.
 
-It answers, for every year 2019-2024: which NCHS columns exist, with which codes and missing
-codes, how each tidy column is derived, and which tidy columns are measured (and why the others
-are not). The recoder, the fixture writer and ``painanx data nhis-measures`` all read it, so a
+It answers, for 2017 and every year 2019-2024: which NCHS columns exist, with which codes and
+missing codes, how each tidy column is derived, and which tidy columns are measured (and why
+the others are not). The recoder, the fixture writer and ``painanx data nhis-measures`` all read it, so a
 layout change is a data edit, not a code edit.
 """
 
@@ -54,12 +54,20 @@ class SourceVariable:
     refs: tuple[str, ...]
     universe: dict[str, Any] | None = None
     top_code: dict[int, str] | None = None
+    optional: dict[int, str] | None = None  # year -> why a right file may lack it
 
     def status(self, year: int) -> str | None:
         return self.years.get(year)
 
     def required_in(self, year: int) -> bool:
-        return self.years.get(year) in REQUIRED_STATUSES
+        return self.years.get(year) in REQUIRED_STATUSES and year not in (self.optional or {})
+
+    def in_universe(self, gate: pd.Series) -> pd.Series:
+        """Rows asked the question, from the values of the gating variable."""
+        if "between" in self.universe:
+            low, high = self.universe["between"]
+            return gate.between(low, high)
+        return gate.isin(self.universe["codes"])
 
     @property
     def is_numeric(self) -> bool:
@@ -115,6 +123,8 @@ class NHISCodebook:
             refs=tuple(spec.get("refs", [])),
             universe=spec.get("universe"),
             top_code={int(k): v for k, v in spec.get("top_code", {}).items()} or None,
+            optional={int(y): " ".join(r.split()) for y, r in spec.get("optional", {}).items()}
+            or None,
         )
 
     def _check(self) -> None:
@@ -136,20 +146,24 @@ class NHISCodebook:
         for column, spec in self.derived.items():
             if not spec.get("extra") and column not in specs:
                 raise ValueError(f"nhis_codebook.yaml: derived '{column}' is not a schema column")
+            odd = set(spec.get("in_year", {})) - set(self.years)
+            if odd:
+                raise ValueError(f"nhis_codebook.yaml: {column}: in_year for unknown years {odd}")
             for year in self.years:
-                for source in self.sources_of(column, year):
+                year_spec = self.spec(column, year)
+                for source in self.sources_of(column, year) + self.checked_by(column, year):
                     if source not in self.variables:
                         raise ValueError(f"nhis_codebook.yaml: {column} uses unknown {source}")
-            if spec["kind"] == "category":
-                levels = self.levels(column)
-                unknown = set(spec["map"].values()) - set(levels)
-                if unknown:
-                    raise ValueError(
-                        f"nhis_codebook.yaml: {column} maps to unknown levels {unknown}"
-                    )
+                if year_spec["kind"] == "category":
+                    unknown = set(year_spec["map"].values()) - set(self.levels(column))
+                    if unknown:
+                        raise ValueError(
+                            f"nhis_codebook.yaml: {column} ({year}) maps to unknown levels "
+                            f"{unknown}"
+                        )
 
     # ---- lookups ----------------------------------------------------------------------
-    def file_names(self, year: int) -> dict[str, str]:
+    def file_names(self, year: int) -> dict[str, Any]:
         self.require_year(year)
         return dict(self.raw["files"][year])
 
@@ -157,21 +171,44 @@ class NHISCodebook:
         if year not in self.years:
             raise ValueError(f"NHIS year {year} is not supported; supported: {list(self.years)}")
 
+    def spec(self, column: str, year: int) -> dict[str, Any]:
+        """How a tidy column is derived in a year: its rule with that year's ``in_year`` keys."""
+        base = self.derived[column]
+        merged = {k: v for k, v in base.items() if k != "in_year"}
+        merged.update(base.get("in_year", {}).get(year, {}))
+        return merged
+
     def sources_of(self, column: str, year: int) -> list[str]:
         """The NCHS columns a tidy column is derived from in a year."""
-        spec = self.derived[column]
+        spec = self.spec(column, year)
         kind = spec["kind"]
+        if kind == "file_year":
+            return []
         if kind == "bmi_from_inches_pounds":
             return [spec["height"], spec["weight"]]
+        if kind == "aerobic_guideline":
+            return [
+                spec[k][part]
+                for k in ("moderate", "vigorous")
+                for part in ("times_per_week", "minutes")
+            ]
         if kind == "item_sum":
             return list(self.item_sets[spec["item_set"]])
+        if kind == "score_at_least":
+            return self.sources_of(spec["score"], year)
         source = spec["source"]
         if isinstance(source, dict):
             source = source[year]
-        names = [source]
-        if "skip" in spec:
-            names.append(spec["skip"]["source"])
+        names = list(source) if isinstance(source, list) else [source]
+        for rule in ("skip", "precedence"):
+            if rule in spec:
+                names.append(spec[rule]["source"])
         return names
+
+    def checked_by(self, column: str, year: int) -> list[str]:
+        """NCHS columns read only to check a tidy column (e.g. SRVY_YR for the file's year)."""
+        check = self.spec(column, year).get("check")
+        return [check] if check else []
 
     def levels(self, column: str) -> list[str]:
         spec = self.derived[column]
@@ -184,7 +221,7 @@ class NHISCodebook:
         if spec.get("extra"):
             if spec["kind"] == "category":
                 return pd.CategoricalDtype(spec["levels"], ordered=bool(spec.get("ordered")))
-            return {"boolean": "boolean", "copy": "float64"}[spec["kind"]]
+            return {"boolean": "boolean", "any_of": "boolean", "copy": "float64"}[spec["kind"]]
         return schema.column_specs()[column].pandas_dtype
 
     def column_status(self, column: str, year: int) -> tuple[str | None, str]:
@@ -205,6 +242,8 @@ class NHISCodebook:
                 label = ", ".join(names) if len(names) <= 2 else f"{names[0]}..{names[-1]}"
                 parts.append(f"{label}: {reason}")
             return None, "; ".join(parts)
+        if not statuses:  # the year the file was given as
+            return "verified", ""
         return min(statuses, key=STATUS_ORDER.index), ""
 
     def measured(self, year: int) -> dict[str, str]:
@@ -228,8 +267,12 @@ class NHISCodebook:
         """Every NCHS column the recoder reads for a year (measured tidy columns only)."""
         names: list[str] = []
         for column in self.measured(year):
-            names.extend(self.sources_of(column, year))
+            names.extend(self.sources_of(column, year) + self.checked_by(column, year))
         return list(dict.fromkeys(names))
+
+    def expected_size(self, year: int) -> dict[str, float] | None:
+        """The documented rows and weight total of the year's full file (None if unknown)."""
+        return self.file_names(year).get("expected")
 
     def measured_table(self) -> pd.DataFrame:
         """Tidy column x year: status where measured, 'not measured: reason' where not."""
@@ -257,6 +300,9 @@ class NHISCodebook:
             "verified = NCHS input program for that year; reported = public analyses of that",
             "year's file; uncertain = used if present; '-' = not measured (see measured_table()).",
         ]
+        for var in self.variables.values():
+            for year, reason in (var.optional or {}).items():
+                lines.append(f"{year}, {var.name}: {reason}")
         return "\n".join(lines)
 
 

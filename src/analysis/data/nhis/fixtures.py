@@ -1,4 +1,4 @@
-"""Small synthetic files in the CSV layout of each NHIS year, driven by the codebook.
+"""Small synthetic files in the CSV layout of each NHIS year (2017, 2019-2024), from the codebook.
 
 For tests and demonstrations only: the values are random draws, never evidence. Each file has
 the columns the codebook lists for that year (names, codes, missing codes, blanks for skipped
@@ -9,6 +9,8 @@ Conventions a test can rely on:
 - with ``every_missing_code=True`` each missing-value code of each column occurs at least once
   (in the question's universe, for gated questions);
 - skipped questions are blank (e.g. PAIBACK3M_A when PAIFRQ3M_A is 1 or a missing code);
+- columns with special codes besides a range (e.g. VIGFREQW 95 never) take them in about a
+  third of the rows;
 - GADCAT_A / PHQCAT_A equal the category of the item sum when all items are answered, and 8
   (not ascertained) otherwise (a fixture convention, not NCHS's rule).
 """
@@ -54,9 +56,18 @@ def fixture_frame(
     cols: dict[str, list[str]] = {}
     for name, spec in book.filler_columns.items():
         cols[name] = [str(v) for v in rng.choice(spec["codes"], n)]
-    cols["SRVY_YR"] = [str(year)] * n
-    cols["HHX"] = [f"H{v:06d}" for v in rng.choice(999_999, n, replace=False)]
-    cols["WTFA_A"] = [f"{w:.3f}" for w in rng.uniform(300, 30_000, n)]
+    if "SRVY_YR" in present:
+        cols["SRVY_YR"] = [str(year)] * n
+    households = rng.choice(999_999, n, replace=False)
+    id_sources = book.sources_of("respondent_id", year)
+    if id_sources == ["HHX"]:
+        cols["HHX"] = [f"H{v:06d}" for v in households]
+    else:  # 2017: HHX, FMX, FPX as NCHS writes them (zero-padded digits)
+        cols["HHX"] = [f"{v:06d}" for v in households]
+        cols["FMX"] = [f"{v:02d}" for v in rng.integers(1, 3, n)]
+        cols["FPX"] = [f"{v:02d}" for v in rng.integers(1, 4, n)]
+    weight = book.sources_of("weight", year)[0]
+    cols[weight] = [f"{w:.3f}" for w in rng.uniform(300, 30_000, n)]
     index = np.arange(n)
     cols["PSTRAT"] = [str(100 + s) for s in index % 12]
     cols["PPSU"] = [str(1 + p) for p in (index // 12) % 2]
@@ -74,7 +85,7 @@ def fixture_frame(
         cols[var.name] = _text(values)
     for var in gated:
         gate = pd.to_numeric(pd.Series(cols[var.universe["variable"]]), errors="coerce")
-        inside = np.flatnonzero(gate.isin(var.universe["codes"]).to_numpy())
+        inside = np.flatnonzero(var.in_universe(gate).to_numpy())
         values = np.full(n, np.nan)
         values[inside] = _valid_values(var, rng, len(inside))
         if every_missing_code:
@@ -92,7 +103,8 @@ def fixture_frame(
             values = np.where(answered, category, 8).astype(float)
             cols[recode] = _text(values)
     frame = pd.DataFrame(cols)
-    first = list(book.filler_columns) + ["SRVY_YR", "HHX", "WTFA_A", "PSTRAT", "PPSU"]
+    design = ["SRVY_YR", *id_sources, weight, "PSTRAT", "PPSU"]
+    first = list(book.filler_columns) + [c for c in design if c in cols]
     return frame[first + [c for c in frame.columns if c not in first]]
 
 
@@ -102,7 +114,11 @@ def _valid_values(var: SourceVariable, rng: np.random.Generator, n: int) -> np.n
         weights = np.linspace(2.0, 1.0, len(codes))  # earlier codes a little more common
         return rng.choice(codes, n, p=weights / weights.sum()).astype(float)
     if var.kind == "continuous":
-        return rng.integers(int(var.valid["min"]), int(var.valid["max"]) + 1, n).astype(float)
+        values = rng.integers(int(var.valid["min"]), int(var.valid["max"]) + 1, n).astype(float)
+        if var.codes:  # special codes (e.g. 95 never) in about a third of the rows
+            special = rng.random(n) < 1 / 3
+            values[special] = rng.choice(sorted(var.codes), int(special.sum()))
+        return values
     raise ValueError(f"no fixture generator for {var.name} ({var.kind})")
 
 
@@ -135,7 +151,7 @@ def write_fixture_zip(
     seed: int = 0,
     extra_members: Mapping[str, bytes] | None = None,
 ) -> Path:
-    """Write the year's archive (``adultYYcsv.zip`` layout: one ``adultYY.csv`` member)."""
+    """Write the year's archive (e.g. ``adult19csv.zip`` holding ``adult19.csv``)."""
     frame = fixture_frame(year, n=n, seed=seed) if frame is None else frame
     member = nhis_codebook().file_names(year)["member"]
     with atomic_path(path) as tmp:

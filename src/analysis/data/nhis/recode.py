@@ -1,52 +1,37 @@
-"""Recode an NHIS Sample Adult CSV (2019-2024) into the tidy respondent schema.
+"""Recode an NHIS Sample Adult CSV (2017, 2019-2024) into the tidy respondent schema.
 
 Everything year-specific comes from the codebook (``resources/nhis_codebook.yaml``): which
 columns to read, their codes and missing codes, and how each tidy column is derived. Only the
 needed columns are read, as text, and converted column by column so that a bad value is
 reported with the file, the year and the column. A tidy column the year does not measure is
 absent from the frame (``NHISCodebook.require_measured`` says why), never filled with NaN.
-
-Pooling several years divides the weights by the number of years and, by default, makes strata
-and PSUs distinct per year (``YEAR-PSTRAT``).
+Finding, preparing, pooling and loading the files is `analysis.data.nhis.prepare`.
 """
 
 from __future__ import annotations
 
+import csv
+import gzip
+import io
 import zipfile
-from collections.abc import Iterable, Mapping
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from tqdm.auto import tqdm
 
-from analysis.core import paths
-from analysis.core.io import write_parquet_atomic
 from analysis.data import schema
 from analysis.data.nhis.codebook import NHISCodebook, SourceVariable, nhis_codebook
-from analysis.data.nhis.fetch import check_archive, default_cache_dir, find_member
+from analysis.data.nhis.fetch import check_archive, find_member
 
 __all__ = [
-    "DESIGN_LABELS",
     "NHISDataError",
-    "PooledResult",
     "RecodeReport",
     "RecodeResult",
-    "default_raw_dirs",
-    "find_year_file",
-    "pool_years",
-    "pooled_path",
-    "prepare_nhis",
-    "prepare_year",
-    "processed_path",
     "read_nhis_file",
     "recode_nhis",
 ]
-
-# per_year: strata/PSUs made distinct per year (YEAR-code), treating years as independent
-# samples; as_released: NCHS's public codes kept as they are across years.
-DESIGN_LABELS = ("per_year", "as_released")
 
 
 class NHISDataError(ValueError):
@@ -97,40 +82,42 @@ class RecodeResult:
         return self.report.summary() + where
 
 
-@dataclass
-class PooledResult:
-    years: tuple[int, ...]
-    frame: pd.DataFrame
-    dropped: dict[str, list[int]]  # column -> years that measure it (not all pooled years)
-    design_labels: str
-    path: Path | None = None
-
-    def to_frame(self) -> pd.DataFrame:
-        return self.frame
-
-    def summary(self) -> str:
-        lines = [
-            f"NHIS pooled {', '.join(map(str, self.years))}: {len(self.frame):,} sample adults; "
-            f"weights divided by {len(self.years)}; strata/PSUs {self.design_labels}"
-        ]
-        for column, years in self.dropped.items():
-            lines.append(f"  dropped {column}: measured only in {years}")
-        if self.path:
-            lines.append(f"  written to {self.path}")
-        return "\n".join(lines)
-
-
 # ---- reading ----------------------------------------------------------------------------
 
 
-def _open_csv(path: Path, year: int, book: NHISCodebook):
-    """A binary handle on the CSV, directly or inside the year's zip archive (checked)."""
-    if path.suffix.lower() == ".zip":
-        zf = zipfile.ZipFile(path)
-        check_archive(zf, str(path))
-        info = find_member(zf, book.file_names(year)["member"], str(path))
-        return zf, zf.open(info)
-    return None, open(path, "rb")
+def _csv_bytes(path: Path, year: int, book: NHISCodebook, where: str) -> bytes:
+    """The CSV's bytes: plain, gzip-compressed (``.gz``) or the year's member of a zip archive.
+
+    A truncated or corrupt archive or gzip stream is an `NHISDataError` naming the file.
+    """
+    try:
+        suffix = path.suffix.lower()
+        if suffix == ".zip":
+            with zipfile.ZipFile(path) as zf:
+                check_archive(zf, where)
+                return zf.read(find_member(zf, book.file_names(year)["member"], where))
+        if suffix == ".gz":
+            with gzip.open(path, "rb") as handle:
+                return handle.read()
+        return path.read_bytes()
+    except (zipfile.BadZipFile, gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise NHISDataError(
+            where, year, None, f"the file is truncated or corrupt ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _check_complete(data: bytes, n_columns: int, where: str, year: int) -> None:
+    """Refuse a file whose last line has fewer fields than its header (cut off mid-line)."""
+    last = data.rstrip(b"\r\n").rsplit(b"\n", 1)[-1]
+    fields = next(csv.reader([last.decode("utf-8", errors="replace")]), [])
+    if len(fields) < n_columns:
+        raise NHISDataError(
+            where,
+            year,
+            None,
+            f"its last line has {len(fields)} of the header's {n_columns} fields: the file is "
+            "truncated",
+        )
 
 
 def read_nhis_file(
@@ -138,8 +125,8 @@ def read_nhis_file(
 ) -> tuple[pd.DataFrame, list[str]]:
     """Read the columns the codebook needs for ``year`` (as text); return (frame, notes).
 
-    Raises `NHISDataError` for an empty file, a file with no rows, a missing required
-    column, or a file whose SRVY_YR is another year.
+    Raises `NHISDataError` for an empty, truncated or corrupt file, a file with no rows,
+    missing required columns (all named), or a file whose SRVY_YR is another year.
     """
     book = book or nhis_codebook()
     book.require_year(year)
@@ -150,50 +137,47 @@ def read_nhis_file(
     if path.stat().st_size == 0:
         raise NHISDataError(where, year, None, "the file is empty (0 bytes)")
 
-    zf, handle = _open_csv(path, year, book)
+    data = _csv_bytes(path, year, book, where)
     try:
-        try:
-            header = pd.read_csv(handle, nrows=0).columns
-        except pd.errors.EmptyDataError:
-            raise NHISDataError(where, year, None, "the file is empty (no header line)") from None
-        header = [c.strip() for c in header]
-        notes: list[str] = []
-        wanted = []
-        for name in book.needed_sources(year):
-            var = book.variables[name]
-            if name in header:
-                wanted.append(name)
-            elif var.required_in(year):
-                other = _guess_year(header, book)
-                hint = f"; its columns look like the {other} layout" if other else ""
-                raise NHISDataError(
-                    where,
-                    year,
-                    name,
-                    f"column missing; the codebook expects it in {year} ({var.status(year)}: "
-                    f"{', '.join(var.refs)}){hint}",
-                )
-            else:
-                notes.append(f"{name} (uncertain in {year}) is not in this file: not measured")
-        for name, var in book.variables.items():
-            if year in var.absent and name in header:
-                notes.append(f"{name} is in the file although the codebook lists it as absent")
-        if zf is not None:
-            handle.close()
-            handle = zf.open(find_member(zf, book.file_names(year)["member"], where))
+        header = pd.read_csv(io.BytesIO(data), nrows=0).columns
+    except pd.errors.EmptyDataError:
+        raise NHISDataError(where, year, None, "the file is empty (no header line)") from None
+    header = [c.strip() for c in header]
+    _check_complete(data, len(header), where, year)
+    notes: list[str] = []
+    wanted, missing = [], []
+    for name in book.needed_sources(year):
+        var = book.variables[name]
+        if name in header:
+            wanted.append(name)
+        elif var.required_in(year):
+            missing.append(name)
+        elif var.optional and year in var.optional:
+            notes.append(f"{name} is not in this file: {var.optional[year]}")
         else:
-            handle.seek(0)
-        frame = pd.read_csv(
-            handle,
-            usecols=lambda c: c.strip() in wanted,
-            dtype="string",
-            keep_default_na=False,
-            na_filter=False,
+            notes.append(f"{name} (uncertain in {year}) is not in this file: not measured")
+    if missing:
+        other = _guess_year(header, book)
+        hint = f"; its columns look like the {other} layout" if other else ""
+        refs = sorted({r for name in missing for r in book.variables[name].refs})
+        which = "column missing" if len(missing) == 1 else f"{len(missing)} columns missing"
+        raise NHISDataError(
+            where,
+            year,
+            ", ".join(missing),
+            f"{which}; the codebook expects {'it' if len(missing) == 1 else 'them'} in {year} "
+            f"({', '.join(refs)}){hint}",
         )
-    finally:
-        handle.close()
-        if zf is not None:
-            zf.close()
+    for name, var in book.variables.items():
+        if year in var.absent and name in header:
+            notes.append(f"{name} is in the file although the codebook lists it as absent")
+    frame = pd.read_csv(
+        io.BytesIO(data),
+        usecols=lambda c: c.strip() in wanted,
+        dtype="string",
+        keep_default_na=False,
+        na_filter=False,
+    )
     frame.columns = [c.strip() for c in frame.columns]
     if frame.empty:
         raise NHISDataError(where, year, None, "the file has a header but no data rows")
@@ -245,11 +229,6 @@ def _parse(text: pd.Series, var: SourceVariable, where: str, year: int) -> _Pars
         blank = stripped == ""
         if blank.any():
             raise NHISDataError(where, year, var.name, f"{int(blank.sum())} blank identifier(s)")
-        dup = stripped.duplicated()
-        if dup.any():
-            raise NHISDataError(
-                where, year, var.name, f"duplicated identifiers, e.g. {list(stripped[dup][:3])}"
-            )
         empty = pd.Series(False, index=text.index)
         return _Parsed(stripped, empty, empty, {"valid": n, "blank": 0})
 
@@ -258,8 +237,9 @@ def _parse(text: pd.Series, var: SourceVariable, where: str, year: int) -> _Pars
     missing = values.isin(list(var.missing))
     if var.kind == "code":
         valid = values.isin(list(var.codes))
-    elif var.kind == "continuous":
-        valid = values.between(var.valid["min"], var.valid["max"]) & ~missing
+    elif var.kind == "continuous":  # a range, plus special codes (e.g. 95 never)
+        valid = values.between(var.valid["min"], var.valid["max"]) | values.isin(list(var.codes))
+        valid &= ~missing
     elif var.kind in ("integer", "float"):
         valid = ~blank
         if "min_exclusive" in var.valid:
@@ -280,6 +260,7 @@ def _parse(text: pd.Series, var: SourceVariable, where: str, year: int) -> _Pars
             f"codes {sorted(var.codes)}"
             if var.kind == "code"
             else f"{var.valid.get('min')}-{var.valid.get('max')}"
+            + (f" or codes {sorted(var.codes)}" if var.codes else "")
         )
         raise NHISDataError(
             where,
@@ -314,28 +295,39 @@ def recode_nhis(
         if name in book.variables:
             parsed[name] = _parse(raw[name], book.variables[name], where, year)
 
-    years_in_file = {int(v) for v in parsed["SRVY_YR"].value.dropna().unique()}
-    if years_in_file != {year}:
-        raise NHISDataError(
-            where,
-            year,
-            "SRVY_YR",
-            f"the file says survey year(s) {sorted(years_in_file)}, but it was given as {year} "
-            f"(wrong year's file?)",
-        )
+    if "SRVY_YR" in parsed:
+        years_in_file = {int(v) for v in parsed["SRVY_YR"].value.dropna().unique()}
+        if years_in_file != {year}:
+            raise NHISDataError(
+                where,
+                year,
+                "SRVY_YR",
+                f"the file says survey year(s) {sorted(years_in_file)}, but it was given as "
+                f"{year} (wrong year's file?)",
+            )
 
     out: dict[str, pd.Series] = {"source": pd.Series("nhis", index=raw.index, dtype="string")}
     measured, not_measured = {}, {}
     skip_counts: dict[str, int] = {}
-    for column, spec in book.derived.items():
+    for column in book.derived:
         status, reason = book.column_status(column, year)
         sources = book.sources_of(column, year)
-        if status is None or not all(s in parsed for s in sources):
-            not_measured[column] = reason or "an uncertain source column is not in this file"
+        absent = [s for s in sources if s not in parsed]
+        if status is None or absent:
+            not_measured[column] = reason or _absent_reason(book, absent, year)
             continue
-        values = _derive(column, spec, sources, parsed, year, skip_counts)
+        spec = book.spec(column, year)
+        values = _derive(column, spec, sources, parsed, year, raw.index, skip_counts, book)
         out[column] = values.astype(book.dtype(column))
         measured[column] = status
+    ids = out["respondent_id"]
+    if ids.duplicated().any():
+        raise NHISDataError(
+            where,
+            year,
+            "+".join(book.sources_of("respondent_id", year)),
+            f"duplicated identifiers, e.g. {list(ids[ids.duplicated()][:3])}",
+        )
 
     for column, spec in book.derived.items():
         score = spec.get("check_score")
@@ -354,14 +346,23 @@ def recode_nhis(
     for column, n in skip_counts.items():
         notes.append(f"{column}: {n:,} skipped answers filled from the skip pattern")
     for name, p in parsed.items():
-        universe = book.variables[name].universe
-        if universe and universe["variable"] in parsed:
-            gate = parsed[universe["variable"]].value.isin(universe["codes"])
+        var = book.variables[name]
+        if var.universe and var.universe["variable"] in parsed:
+            gate = var.in_universe(parsed[var.universe["variable"]].value)
             blank_inside = int((p.blank & gate).sum())
             if blank_inside:
                 notes.append(f"{name}: {blank_inside:,} blank(s) inside its universe -> missing")
     report = RecodeReport(year, where, len(frame), counts, measured, not_measured, notes)
     return RecodeResult(year, frame, report)
+
+
+def _absent_reason(book: NHISCodebook, absent: list[str], year: int) -> str:
+    reasons = [
+        f"{name}: {book.variables[name].optional[year]}"
+        for name in absent
+        if year in (book.variables[name].optional or {})
+    ]
+    return "; ".join(reasons) or "an uncertain source column is not in this file"
 
 
 def _derive(
@@ -370,40 +371,114 @@ def _derive(
     sources: list[str],
     parsed: dict[str, _Parsed],
     year: int,
+    index: pd.Index,
     skip_counts: dict[str, int],
+    book: NHISCodebook,
 ) -> pd.Series:
     kind = spec["kind"]
+    if kind == "file_year":
+        return pd.Series(float(year), index=index)
+    if kind == "score_at_least":
+        score_spec = book.spec(spec["score"], year)
+        score = _item_sum(score_spec, sources, parsed)
+        return (score >= spec["at_least"]).astype("boolean")
+    if kind == "aerobic_guideline":
+        return _aerobic_guideline(spec, parsed)
+    if kind == "any_of":
+        return _any_of(spec, sources, parsed)
     first = parsed[sources[0]]
     if kind == "copy":
         return first.value
+    if kind == "scaled":
+        return first.value * float(spec["factor"])
     if kind == "year_prefixed_id":
-        return (f"{year}-" + first.value.astype(str)).astype("string")
+        parts = [parsed[s].value.astype(str) for s in sources]
+        if spec.get("strip_leading_zeros"):
+            parts = [p.where(~p.str.isdigit(), p.str.lstrip("0").replace("", "0")) for p in parts]
+        joined = parts[0]
+        for part in parts[1:]:
+            joined = joined + "-" + part
+        return (f"{year}-" + joined).astype("string")
     if kind == "design_code":
         return first.value.astype("int64").astype(str).astype("string")
     if kind == "category":
         mapping = {int(k): v for k, v in spec["map"].items()}
         values = first.value.map(lambda v: mapping.get(int(v)) if pd.notna(v) else None)
         if "skip" in spec:
-            rule = spec["skip"]
-            gate = parsed[rule["source"]].value.isin(rule["codes"])
-            fill = first.blank & gate
-            values = values.mask(fill, rule["value"])
-            skip_counts[column] = int(fill.sum())
+            values = values.mask(
+                _skipped(column, spec, first, parsed, skip_counts), spec["skip"]["value"]
+            )
+        if "precedence" in spec:
+            rule = spec["precedence"]
+            gate = parsed[rule["source"]].value
+            values = values.mask(gate.isin(rule["codes"]), rule["value"]).where(gate.notna())
         return values.astype(object).where(values.notna(), None)
     if kind == "boolean":
         out = pd.Series(pd.NA, index=first.value.index, dtype="boolean")
         out[first.value.isin(spec["true_codes"])] = True
         out[first.value.isin(spec["false_codes"])] = False
+        if "skip" in spec:
+            out[_skipped(column, spec, first, parsed, skip_counts)] = bool(spec["skip"]["value"])
         return out
     if kind == "bmi_from_inches_pounds":
         height, weight = parsed[spec["height"]].value, parsed[spec["weight"]].value
         return 703.0 * weight / height**2
     if kind == "item_sum":
-        points = {int(k): v for k, v in spec["points"].items()}
-        items = pd.DataFrame({s: parsed[s].value.map(points) for s in sources})
-        total = items.sum(axis=1, min_count=len(sources))
-        return total.where(items.notna().all(axis=1)).astype("Int64")
+        return _item_sum(spec, sources, parsed)
     raise ValueError(f"nhis_codebook.yaml: {column}: unknown kind {kind}")
+
+
+def _skipped(
+    column: str,
+    spec: dict[str, Any],
+    first: _Parsed,
+    parsed: dict[str, _Parsed],
+    skip_counts: dict[str, int],
+) -> pd.Series:
+    """Blank answers outside the question's universe (filled with the skip value)."""
+    rule = spec["skip"]
+    fill = first.blank & parsed[rule["source"]].value.isin(rule["codes"])
+    skip_counts[column] = int(fill.sum())
+    return fill
+
+
+def _item_sum(spec: dict[str, Any], sources: list[str], parsed: dict[str, _Parsed]) -> pd.Series:
+    """Sum of the items' points, only where every item is answered (no imputation)."""
+    points = {int(k): v for k, v in spec["points"].items()}
+    items = pd.DataFrame({s: parsed[s].value.map(points) for s in sources})
+    total = items.sum(axis=1, min_count=len(sources))
+    return total.where(items.notna().all(axis=1)).astype("Int64")
+
+
+def _any_of(spec: dict[str, Any], sources: list[str], parsed: dict[str, _Parsed]) -> pd.Series:
+    """True if any source has a true code; false if all have a false code; else missing."""
+    values = pd.DataFrame({s: parsed[s].value for s in sources})
+    out = pd.Series(pd.NA, index=values.index, dtype="boolean")
+    out[values.isin(spec["false_codes"]).all(axis=1)] = False
+    out[values.isin(spec["true_codes"]).any(axis=1)] = True
+    return out
+
+
+def _aerobic_guideline(spec: dict[str, Any], parsed: dict[str, _Parsed]) -> pd.Series:
+    """Leisure-time aerobic activity against the guideline, from frequency and duration.
+
+    Moderate-equivalent minutes per week: moderate sessions x minutes + 2 x vigorous sessions
+    x minutes. A 'never'/'unable' frequency counts as no activity of that intensity.
+    """
+    weekly, none = {}, {}
+    for intensity in ("moderate", "vigorous"):
+        times = parsed[spec[intensity]["times_per_week"]].value
+        minutes = parsed[spec[intensity]["minutes"]].value
+        none[intensity] = times.isin(spec["none_codes"])
+        # "less than once a week" (0) and never/unable are 0 minutes a week whatever the duration
+        weekly[intensity] = (times * minutes).where((times != 0) & ~none[intensity], 0.0)
+    equivalent = weekly["moderate"] + 2 * weekly["vigorous"]
+    known_part = weekly["moderate"].fillna(0) + 2 * weekly["vigorous"].fillna(0)
+    out = pd.Series(None, index=equivalent.index, dtype=object)
+    out[equivalent.notna()] = "insufficiently active"
+    out[none["moderate"] & none["vigorous"]] = "inactive"
+    out[known_part >= spec["active_minutes"]] = "active"
+    return out
 
 
 _CATEGORISERS = {"gad7_category": schema.gad7_category, "phq8_category": schema.phq8_category}
@@ -424,153 +499,3 @@ def _check_category(
             f"{score_column} (cut-points {schema.column_specs()[column].cutpoints}); the NCHS "
             f"recode and the item sum should agree when all items are answered",
         )
-
-
-# ---- files ----------------------------------------------------------------------------------
-
-
-def processed_path(year: int, out_dir: Path | None = None) -> Path:
-    return (Path(out_dir) if out_dir else paths.processed_dir()) / f"nhis_adult_{year}.parquet"
-
-
-def pooled_path(years: Iterable[int], out_dir: Path | None = None) -> Path:
-    label = "_".join(str(y) for y in sorted(years))
-    return (
-        Path(out_dir) if out_dir else paths.processed_dir()
-    ) / f"nhis_adult_pooled_{label}.parquet"
-
-
-def find_year_file(year: int, search_dirs: Iterable[Path]) -> Path | None:
-    """The year's CSV (preferred) or archive in the first directory that has it.
-
-    Looks in ``DIR``, ``DIR/YEAR``, ``DIR/nhis`` and ``DIR/nhis/YEAR`` for the codebook's
-    member name (``adult19.csv``) or archive name (``adult19csv.zip``), case-insensitively.
-    """
-    names = nhis_codebook().file_names(year)
-    targets = {names["member"].lower(), names["archive"].lower()}
-    for base in search_dirs:
-        base = Path(base)
-        for folder in (base, base / str(year), base / "nhis", base / "nhis" / str(year)):
-            if not folder.is_dir():
-                continue
-            found = {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
-            for target in (names["member"].lower(), names["archive"].lower()):
-                if target in targets and target in found:
-                    return found[target]
-    return None
-
-
-def default_raw_dirs() -> list[Path]:
-    """Where `prepare_nhis` looks by default: the fetch cache, then ``../shared/data``."""
-    return [default_cache_dir(), paths.project_root().parent / "shared" / "data"]
-
-
-def prepare_year(
-    year: int, source: str | Path, *, out_dir: Path | None = None, write: bool = True
-) -> RecodeResult:
-    """Read one year's CSV (or archive), recode it, validate, and write the Parquet file."""
-    book = nhis_codebook()
-    raw, notes = read_nhis_file(source, year, book)
-    result = recode_nhis(raw, year, where=str(source), book=book, notes=notes)
-    if write:
-        target = processed_path(year, out_dir)
-        schema.validate(result.frame, where=str(target))
-        result.path = write_parquet_atomic(result.frame, target)
-    return result
-
-
-def pool_years(
-    frames: Mapping[int, pd.DataFrame], *, design_labels: str = "per_year"
-) -> PooledResult:
-    """Stack years: weights / number of years; strata and PSUs distinct per year by default.
-
-    Only columns measured in every pooled year are kept (the others are listed in
-    ``dropped``), so a pooled column is never missing by design in some years.
-    """
-    if design_labels not in DESIGN_LABELS:
-        raise ValueError(f"design_labels must be one of {DESIGN_LABELS}, got {design_labels!r}")
-    if len(frames) < 2:
-        raise ValueError("pooling needs at least two years")
-    years = tuple(sorted(frames))
-    n = len(years)
-    columns = [c for c in frames[years[0]].columns if all(c in frames[y].columns for y in years)]
-    every = {c for y in years for c in frames[y].columns}
-    dropped = {
-        c: [y for y in years if c in frames[y].columns] for c in sorted(every - set(columns))
-    }
-    parts = []
-    for year in years:
-        part = frames[year][columns].copy()
-        part["weight"] = part["weight"] / n
-        if design_labels == "per_year":
-            for col in ("stratum", "psu"):
-                part[col] = (f"{year}-" + part[col].astype(str)).astype("string")
-        parts.append(part)
-    frame = pd.concat(parts, ignore_index=True)
-    frame = schema.validate(frame, where=f"NHIS pooled {years}")
-    return PooledResult(years, frame, dropped, design_labels)
-
-
-def prepare_nhis(
-    years: Iterable[int],
-    *,
-    raw_dirs: Iterable[Path] | None = None,
-    out_dir: Path | None = None,
-    pool: bool = True,
-    design_labels: str = "per_year",
-    progress: bool = True,
-) -> tuple[list[RecodeResult], PooledResult | None]:
-    """Prepare each year from the fetched files (and the pooled file for 2+ years)."""
-    years = sorted({int(y) for y in years})
-    raw_dirs = list(raw_dirs) if raw_dirs else default_raw_dirs()
-    results = []
-    for year in tqdm(years, desc="NHIS recode", disable=not progress or len(years) < 2):
-        source = find_year_file(year, raw_dirs)
-        if source is None:
-            names = nhis_codebook().file_names(year)
-            raise FileNotFoundError(
-                f"NHIS {year}: neither {names['member']} nor {names['archive']} found in "
-                f"{[str(d) for d in raw_dirs]}; run `painanx data fetch nhis --years {year}` first"
-            )
-        results.append(prepare_year(year, source, out_dir=out_dir))
-    pooled = None
-    if pool and len(years) > 1:
-        pooled = pool_years({r.year: r.frame for r in results}, design_labels=design_labels)
-        target = pooled_path(years, out_dir)
-        pooled.path = write_parquet_atomic(pooled.frame, target)
-    return results, pooled
-
-
-def load_nhis(
-    years: Iterable[int] | None = None,
-    *,
-    out_dir: Path | None = None,
-    design_labels: str = "per_year",
-) -> pd.DataFrame:
-    """The prepared NHIS tidy frame for ``years`` (all prepared years when None).
-
-    Reads ``data/processed/nhis_adult_YEAR.parquet`` (written by `prepare_nhis`), validates
-    it, and pools several years with `pool_years` (weights divided by the number of years).
-    """
-    folder = Path(out_dir) if out_dir else paths.processed_dir()
-    if years is None:
-        found = sorted(folder.glob("nhis_adult_[0-9][0-9][0-9][0-9].parquet"))
-        years = [int(p.stem.rsplit("_", 1)[1]) for p in found]
-    years = sorted({int(y) for y in years})
-    if not years:
-        raise FileNotFoundError(
-            f"no prepared NHIS files (nhis_adult_YEAR.parquet) in {folder}; run "
-            "`painanx data fetch nhis --years 2019` and `painanx data prepare nhis --years 2019`"
-        )
-    frames = {}
-    for year in years:
-        path = processed_path(year, folder)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{path}: NHIS {year} has not been prepared; run "
-                f"`painanx data prepare nhis --years {year}` after fetching it"
-            )
-        frames[year] = schema.validate(pd.read_parquet(path), where=str(path))
-    if len(years) == 1:
-        return frames[years[0]]
-    return pool_years(frames, design_labels=design_labels).frame
