@@ -56,6 +56,16 @@ def test_bad_cell_names_row_and_field(raw, field, value, message):
     assert "row 3 (line 4)" in str(err) and f"field '{field}'" in str(err)
 
 
+def test_official_document_url_is_an_identifier(raw):
+    """A regulator's or guideline body's page has no DOI/PMID: its https URL stands in."""
+    row = int(raw.index[raw["verified"] == "yes"][0]) + 1
+    ok = raw.copy()
+    ok.loc[row - 1, "ids"] = "url:https://www.nice.org.uk/guidance/ng59; pmid:12973146"
+    assert ev.validate_studies(ok, "studies.csv").loc[row - 1, "ids"].startswith("url:")
+    err = _error(raw, row, "ids", "url:www.nice.org.uk/guidance/ng59")
+    assert any(r == row and f == "ids" and "does not match" in m for r, f, m in err.problems)
+
+
 def test_ci_not_containing_estimate(raw):
     row = int(raw.index[raw["study_id"] == "vantulder2003_adverse_events"][0]) + 1
     err = _error(raw, row, "estimate", "2.5")
