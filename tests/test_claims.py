@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -50,16 +51,43 @@ def verdict(findings, claim_id):
 # ------------------------------------------------------------------ registry
 
 
-def test_registry_has_the_eight_claims_with_valid_types():
-    assert [c.id for c in REG.claims] == [f"C{i}" for i in range(1, 9)]
+def test_registry_has_the_nine_claims_with_valid_types():
+    assert [c.id for c in REG.claims] == [f"C{i}" for i in range(1, 10)]
     types = {c.id: c.claim_type for c in REG.claims}
     assert types["C1"] == "prevalence" and types["C2"] == "mediation"
     assert types["C4"] == "treatment effect" and types["C5"] == "harm" and types["C8"] == "course"
-    assert all(c.sentence_is_paraphrase and c.sentence for c in REG.claims)
-    # every primary estimand is judged by some check; context ones never are
+    assert all(c.sentence and c.quotation and c.section for c in REG.claims)
+    # every primary estimand is judged by some check; sensitivity ones are robustness checks;
+    # context ones never decide
     judged = {k for c in REG.claims for ch in c.checks for k in ch.keys()}
+    robust = {k for c in REG.claims for _, keys in c.robustness for k in keys}
     for e in REG.estimands.values():
         assert (e.role == "primary") == (e.key in judged), e.key
+        assert (e.role == "sensitivity") == (e.key in robust), e.key
+
+
+ARTICLE = Path(__file__).resolve().parents[2] / "shared" / "seed" / "000_894864767adb8bfd.txt"
+
+
+@pytest.mark.skipif(not ARTICLE.is_file(), reason="the article's text (../shared/seed) is absent")
+def test_every_quotation_is_the_articles_words_in_its_section():
+    text = ARTICLE.read_text(encoding="utf-8")
+    sections = [
+        "Introduction",
+        "Causes",
+        "Symptoms",
+        "When to see a doctor",
+        "Treatment Options",
+        "Recovery",
+        "Conclusion",
+    ]
+    starts = {name: text.index(f"\n{name}\n") for name in sections}
+    for claim in REG.claims:
+        assert claim.section in starts, claim.id
+        begin = starts[claim.section]
+        end = min((v for v in starts.values() if v > begin), default=len(text))
+        for q in claim.quotation:
+            assert q in text[begin:end], f"{claim.id}: not verbatim in {claim.section}: {q!r}"
 
 
 def _raw():
@@ -102,9 +130,33 @@ def _mutate(claim_id, fn):
             "contradicted_below",
         ),
         (
-            "C6",
-            lambda c: c["rule"]["checks"][0].update(min_alternatives=9),
-            "rule.checks[0].min_alternatives",
+            "C3",
+            lambda c: c["rule"]["robustness"][0]["sensitivity"].append("nope"),
+            "rule.robustness.nope",
+        ),
+        (
+            "C3",
+            lambda c: c["rule"]["robustness"][0]["sensitivity"].append("or_back_pain_obesity"),
+            "needs role: sensitivity",
+        ),
+        (
+            "C3",
+            lambda c: c["rule"]["robustness"][0].update(of="or_back_pain_obesity"),
+            "not a primary estimand",
+        ),
+        ("C6", lambda c: c.pop("quotation"), "'quotation'"),
+        (
+            "C5",
+            lambda c: c["grade"]["risk_of_bias"].update(rating="so-so"),
+            "grade.risk_of_bias.rating",
+        ),
+        ("C5", lambda c: c["grade"].update(vibes={}), "grade.vibes"),
+        (
+            "C7",
+            lambda c: c["rule"]["checks"][0]["estimands"].append(
+                "within_person_bodily_pain_per_previous_nervousness_step"
+            ),
+            "a check uses primary estimands",
         ),
         ("C5", lambda c: c.update(sources=["synthetic"]), "'sources'"),
         ("C4", lambda c: c["rule"].update(combine="most"), "'combine'"),
@@ -141,15 +193,24 @@ def test_duplicate_estimand_key_is_rejected(tmp_path):
 # ------------------------------------------------------------------ directional (C3, C7)
 
 
+ROBUST_C3 = [
+    F("within_person_bodily_pain_per_nervousness_step_cesd_adjusted", -3.0, -5.0, -1.0, "help"),
+    F("within_person_bodily_pain_per_previous_nervousness_step", -3.0, -5.0, -1.0, "help"),
+]
+
+
 def test_directional_supported_when_every_source_is_meaningful():
     fs = [
         F("or_back_pain_any_gad7_moderate_plus", 2.0, 1.6, 2.5),
         F("trend_gad7_category_back_pain", 1.3, 1.2, 1.4),
         F("or_back_pain_any_phq8_moderate_plus", 1.8, 1.4, 2.2),
         F("within_person_bodily_pain_per_nervousness_step", -4.0, -6.0, -2.0, source="help"),
+        *ROBUST_C3,
     ]
     v = verdict(fs, "C3")
     assert v.verdict == "supported"
+    assert v.rests_on == "4 of 6"
+    assert all(r["agrees"] for r in v.robustness)
     assert v.sources == ["help", "nhis"]
     assert v.key_finding.source == "nhis"  # claim source priority: nhis first
     assert any("cross-sectional" in c.lower() for c in v.caveats)
@@ -169,9 +230,9 @@ def test_directional_partly_when_one_source_is_null():
     v = verdict(fs, "C3")
     assert v.verdict == "partly supported"
     assert v.key_finding.estimand == "or_back_pain_any_gad7_moderate_plus"
-    assert v.rationale == (
+    assert v.rationale.startswith(
         "In the claimed direction but 1 of 2 findings exclude the null in the claimed way: "
-        "or_back_pain_any_gad7_moderate_plus = 2 [1.6, 2.5] (nhis)."
+        "or_back_pain_any_gad7_moderate_plus = 2 [1.6, 2.5] (nhis). Rests on 2 of 6 primary"
     )
 
 
@@ -252,21 +313,34 @@ def test_c4_survey_context_never_decides():
     ],
 )
 def test_level_rule_course(est, lo, hi, expected):
-    v = verdict([F("percent_pain_reduction_6_weeks_acute", est, lo, hi, source="published")], "C8")
+    fs = [
+        F(key, *(None if x is None else x / 100 for x in (est, lo, hi)), source="published")
+        for key in ("proportion_recovered_6_weeks_acute", "proportion_recovered_12_weeks_acute")
+    ]
+    v = verdict(fs, "C8")
     assert v.verdict == expected
     if lo is None:
         assert any("no CI" in c for c in v.caveats)
 
 
 def test_level_rule_insufficient():
-    context_only = [F("mean_pain_1_year_acute", 6.0, 3.0, 9.0, source="published")]
-    assert verdict(context_only, "C8").verdict == "insufficient evidence"
+    context_only = [
+        F("mean_pain_1_year_acute", 6.0, 3.0, 9.0, source="published"),
+        F("percent_pain_reduction_6_weeks_acute", 58.0, 52.0, 64.0, source="published"),
+    ]
+    v = verdict(context_only, "C8")
+    assert v.verdict == "insufficient evidence"
+    assert v.rests_on == "0 of 2" and v.certainty.level == "very low"
 
 
 def _c1(prev, pr):
+    """Five of C1's nine primary estimands: enough (at least half) for any verdict."""
     return [
         F("prevalence_gad7_ge10_among_chronic_back_pain", *prev),
+        F("prevalence_nervous_most_plus_among_low_back_pain_3m", *prev),
         F("prevalence_ratio_gad7_ge10_chronic_back_pain", *pr),
+        F("prevalence_ratio_nervous_most_plus_low_back_pain_3m", *pr),
+        F("prevalence_ratio_nervous_some_plus_low_back_pain_3m", *pr),
     ]
 
 
@@ -286,75 +360,68 @@ def test_c1_combines_level_and_ratio(prev, pr, expected):
     assert len(v.checks) == 2 and "Combined (all)" in v.rationale
 
 
-def test_c1_published_only_is_partly_without_prevalence_level():
+def test_c1_published_only_rests_on_too_little_to_be_supported():
     f = F("or_anxiety_disorder_chronic_back_neck_pain", 2.3, 2.0, 2.6, source="published")
     v = verdict([f], "C1")
+    # its only judged check says supported, but one of nine primary estimands is too little
+    assert [c["verdict"] for c in v.checks] == ["insufficient evidence", "supported"]
     assert v.verdict == "partly supported"
     assert v.sources == ["published"]
+    assert v.rests_on == "1 of 9" and len(v.gaps) == 8
+    assert "Capped at partly supported: it rests on fewer than half (1 of 9)" in v.rationale
 
 
 # ------------------------------------------------------------------ C5 harm (any)
 
 
 def test_c5_harm_branches():
-    statement = F("guideline_statement_benzodiazepine_dependence", None, source="published")
-    rr = F("benzodiazepine_long_term_dependence_risk", 3.0, 2.0, 4.5, source="published")
-    rr_null = F("benzodiazepine_long_term_dependence_risk", 1.2, 0.8, 1.6, source="published")
-    rr_opp = F("benzodiazepine_long_term_dependence_risk", 0.5, 0.3, 0.8, source="published")
-    assert verdict([statement], "C5").verdict == "supported"
-    assert verdict([rr], "C5").verdict == "supported"
-    assert verdict([rr_null], "C5").verdict == "not supported"
-    assert verdict([rr_null, statement], "C5").verdict == "supported"
-    assert verdict([rr_opp], "C5").verdict == "contradicted"
+    statement = F(
+        "regulator_statement_benzodiazepine_dependence_withdrawal", None, source="published"
+    )
+    dep = "dependence_risk_among_long_term_benzodiazepine_users"
+    wd = "withdrawal_risk_among_benzodiazepine_users_stopping"
+    risks = [F(dep, 0.2, 0.15, 0.25, "published"), F(wd, 0.4, 0.3, 0.5, "published")]
+    low = [F(dep, 0.03, 0.02, 0.04, "published"), F(wd, 0.03, 0.02, 0.04, "published")]
+    rare = [F(dep, 0.005, 0.002, 0.008, "published"), F(wd, 0.3, 0.2, 0.4, "published")]
+    # the statement alone: one of three primary estimands, too little for "supported"
+    assert verdict([statement], "C5").verdict == "partly supported"
+    assert verdict(risks, "C5").verdict == "supported"
+    assert verdict([*risks, statement], "C5").verdict == "supported"
+    assert verdict(low, "C5").verdict == "not supported"
+    assert verdict([*low, statement], "C5").verdict == "supported"  # any: the best check
+    assert verdict(rare, "C5").verdict == "contradicted"
     assert verdict([], "C5").verdict == "insufficient evidence"
-    survey_statement = F("guideline_statement_benzodiazepine_dependence", None, source="nhis")
+    survey_statement = F(
+        "regulator_statement_benzodiazepine_dependence_withdrawal", None, source="nhis"
+    )
     with pytest.raises(ValueError, match="field 'source'"):
         verdict([survey_statement], "C5")
 
 
-# ------------------------------------------------------------------ C6 comparative
+# ------------------------------------------------------------------ C6 indirect comparisons
 
-
-def _alt(key, benefit=True):
-    if REG.estimands[key].direction == "less":
-        ci = (-15.0, -20.0, -10.0) if benefit else (-2.0, -6.0, 2.0)
-    else:
-        ci = (1.4, 1.1, 1.8) if benefit else (1.0, 0.8, 1.3)
-    return F(key, *ci, source="published")
-
-
-BENZO_NULL = ("benzodiazepine_vs_placebo_pain", -3.0, -9.0, 3.0)
-BENZO_GOOD = ("benzodiazepine_vs_placebo_pain", -12.0, -18.0, -6.0)
+C6_KEYS = [
+    "indirect_exercise_vs_benzodiazepine_pain",
+    "indirect_nsaid_vs_benzodiazepine_pain",
+    "indirect_acetaminophen_vs_benzodiazepine_pain",
+]
+BETTER, UNCLEAR, WORSE, SMALL = (-15, -22, -12), (-5, -15, 5), (12, 4, 20), (-6, -9, -3)
 
 
 @pytest.mark.parametrize(
-    ("alts", "benzo", "expected"),
+    ("arms", "expected"),
     [
-        ({"exercise_vs_control_pain": 1, "yoga_vs_control_pain": 1}, BENZO_NULL, "supported"),
-        (
-            {"exercise_vs_control_pain": 1, "mindfulness_vs_usual_care_meaningful_improvement": 1},
-            BENZO_GOOD,
-            "partly supported",
-        ),
-        (
-            {"exercise_vs_control_pain": 1, "massage_vs_control_pain": 0},
-            BENZO_NULL,
-            "partly supported",
-        ),
-        ({"nsaid_vs_placebo_pain": 0}, BENZO_GOOD, "contradicted"),
-        (
-            {"nsaid_vs_placebo_pain": 0, "acupuncture_vs_control_pain": 0},
-            BENZO_NULL,
-            "not supported",
-        ),
-        ({"exercise_vs_control_pain": 1, "yoga_vs_control_pain": 1}, None, "insufficient evidence"),
-        ({}, BENZO_NULL, "insufficient evidence"),
+        ((BETTER, BETTER, BETTER), "supported"),
+        ((BETTER, UNCLEAR, UNCLEAR), "partly supported"),
+        ((SMALL, SMALL, SMALL), "partly supported"),  # better, but by less than 10 points
+        ((UNCLEAR, UNCLEAR, UNCLEAR), "not supported"),
+        ((BETTER, WORSE, UNCLEAR), "contradicted"),
+        ((BETTER, BETTER, None), "supported"),  # two of three arms: at least half
+        ((BETTER, None, None), "partly supported"),  # one of three: capped
     ],
 )
-def test_c6_comparative_branches(alts, benzo, expected):
-    fs = [_alt(k, bool(b)) for k, b in alts.items()]
-    if benzo:
-        fs.append(F(*benzo, source="published"))
+def test_c6_indirect_comparison_branches(arms, expected):
+    fs = [F(k, *a, source="published") for k, a in zip(C6_KEYS, arms, strict=True) if a]
     assert verdict(fs, "C6").verdict == expected
 
 
@@ -377,7 +444,7 @@ def _perfect(source=None):
         if e.measure == "statement":
             out.append(F(e.key, None, source=src))
         elif e.direction == "none":
-            out.append(F(e.key, 90.0 if e.measure == "percent" else 0.5, None, None, source=src))
+            out.append(F(e.key, 90.0 if e.measure == "percent" else 0.6, None, None, source=src))
         elif e.direction == "greater":
             m = e.meaningful or e.null + 1
             out.append(F(e.key, m + 10, m + 5, m + 20, source=src, truth=m + 10))
@@ -387,11 +454,8 @@ def _perfect(source=None):
     return out
 
 
-def test_perfect_published_findings_support_every_claim_but_c6():
+def test_perfect_findings_support_every_claim_but_c2():
     vs = {v.claim_id: v.verdict for v in evaluate_claims(_perfect(), REG)}
-    # When benzodiazepines themselves beat placebo (C4 supported), "alternatives may work
-    # better" (C6) can be at most partly supported: the rules interlock as they should.
-    assert vs.pop("C6") == "partly supported"
     # No evidence source measures muscle tension, so C2 cannot be more than insufficient.
     assert vs.pop("C2") == "insufficient evidence"
     assert set(vs.values()) == {"supported"}, vs
@@ -461,11 +525,24 @@ def test_measure_mismatch_names_the_finding():
 
 
 def test_to_dict_summary_and_write(tmp_path):
-    fs = _perfect() + [F("percent_pain_reduction_6_weeks_acute", 15.0, 10.0, 20.0, "published")]
+    fs = _perfect() + [F("proportion_recovered_6_weeks_acute", 0.15, 0.10, 0.20, "published")]
     vs = evaluate_claims(fs, REG)
     d = vs[0].to_dict()
     for k in ("claim_id", "sentence", "verdict", "key_finding", "sources", "caveats", "notebook"):
         assert k in d
+    assert (
+        d["quotation"]
+        and d["section"]
+        and d["certainty"]["level"] in ("high", "moderate", "low", "very low")
+    )
+    assert set(d["certainty"]["domains"]) == {
+        "risk_of_bias",
+        "inconsistency",
+        "indirectness",
+        "imprecision",
+        "publication_bias",
+    }
+    assert d["estimands_with_evidence"] == d["primary_estimands"] - len(d["gaps"])
     assert d["key_finding"]["estimand"] in REG.estimands
     assert all(v.verdict in VERDICTS for v in vs)
     text = summary(vs)
@@ -493,7 +570,7 @@ def test_write_claims_is_all_or_nothing(tmp_path):
 def test_collect_findings_reads_every_source(tmp_path):
     write_findings([F("or_back_pain_obesity", 1.5, 1.2, 1.8)], tmp_path / "nhis/findings/03.json")
     write_findings(
-        [F("percent_pain_reduction_6_weeks_acute", 58.0, 52.0, 64.0, source="published")],
+        [F("proportion_recovered_6_weeks_acute", 0.58, 0.52, 0.64, source="published")],
         tmp_path / "published/findings/evidence.json",
     )
     fs = collect_findings(tmp_path)
@@ -521,7 +598,10 @@ def test_cli_writes_claims_from_findings_files(tmp_path):
     from analysis.cli import app
 
     write_findings(
-        [F("percent_pain_reduction_6_weeks_acute", 58.0, 52.0, 64.0, source="published")],
+        [
+            F(key, 0.58, 0.52, 0.64, source="published")
+            for key in ("proportion_recovered_6_weeks_acute", "proportion_recovered_12_weeks_acute")
+        ],
         tmp_path / "published/findings/evidence.json",
     )
     result = CliRunner().invoke(app, ["claims", "--reports", str(tmp_path)])
@@ -553,3 +633,76 @@ def test_findings_file_names_its_notebook(tmp_path):
     other = F("or_back_pain_obesity", 1.5, 1.2, 1.8, notebook="03_y")
     with pytest.raises(ValueError, match="names notebook '03_y'"):
         write_findings([other], tmp_path / "02_x.json")
+
+
+# ------------------------------------------------------------------ missing evidence, robustness
+
+
+def test_missing_evidence_rule_every_branch():
+    c7 = [
+        F("or_low_back_pain_3m_obesity", 1.6, 1.4, 1.8),
+        F("or_low_back_pain_3m_inactive", 1.5, 1.3, 1.7),
+    ]
+    published = F("or_low_back_pain_obese_vs_normal_weight", 1.4, 1.3, 1.6, source="published")
+    # 2 of 6 primary estimands: every judged finding supports it, but that is too little
+    v = verdict(c7, "C7")
+    assert (v.verdict, v.rests_on) == ("partly supported", "2 of 6")
+    assert set(v.gaps) == {
+        "or_back_pain_obesity",
+        "or_back_pain_inactive",
+        "published_low_back_pain_inactive_vs_active",
+        "or_low_back_pain_obese_vs_normal_weight",
+    }
+    assert "no evidence for: or_back_pain_obesity" in v.rationale
+    # 3 of 6, exactly half: allowed
+    v = verdict([*c7, published], "C7")
+    assert (v.verdict, v.rests_on) == ("supported", "3 of 6")
+    # the cap never lifts a weaker verdict, and never hides a contradiction
+    weak = [F("or_low_back_pain_3m_obesity", 1.1, 0.9, 1.3)]
+    assert verdict(weak, "C7").verdict == "not supported"
+    opposite = [F("or_low_back_pain_3m_obesity", 0.7, 0.6, 0.8)]
+    assert verdict(opposite, "C7").verdict == "contradicted"
+    # a finding without an estimate (not measured) is a gap, not evidence
+    unmeasured = F("or_low_back_pain_3m_inactive", None, measured=False)
+    assert "or_low_back_pain_3m_inactive" in verdict([unmeasured], "C7").gaps
+    # a check with no evidence does not vote: C1's level check empty, directional supported
+    v = verdict(_c1((0.15, 0.13, 0.17), (2.2, 1.9, 2.5))[2:], "C1")
+    assert [c["verdict"] for c in v.checks] == ["insufficient evidence", "supported"]
+    assert v.verdict == "partly supported"  # 3 of 9: capped, not downgraded by the empty check
+    # nothing judged at all
+    assert verdict([], "C1").verdict == "insufficient evidence"
+
+
+@pytest.mark.parametrize(
+    ("cesd", "lagged", "expected"),
+    [
+        ((-3.0, -5.0, -1.0), (-3.0, -5.0, -1.0), "supported"),
+        ((-1.7, -3.1, -0.3), (0.5, -0.9, 1.9), "partly supported"),  # time order disagrees
+        ((-1.7, -3.1, -0.3), None, "partly supported"),  # no lagged analysis: unconfirmed
+        ((1.0, 0.2, 2.0), (-3.0, -5.0, -1.0), "partly supported"),  # opposite direction
+    ],
+)
+def test_c3_robustness_branches(cesd, lagged, expected):
+    fs = [
+        F("or_low_back_pain_3m_nervous_most_plus", 2.0, 1.7, 2.4),
+        F("trend_nervousness_frequency_low_back_pain_3m", 1.3, 1.2, 1.4),
+        F("within_person_bodily_pain_per_nervousness_step", -4.0, -6.0, -3.0, source="help"),
+        F("within_person_bodily_pain_per_nervousness_step_cesd_adjusted", *cesd, source="help"),
+    ]
+    if lagged:
+        fs.append(F("within_person_bodily_pain_per_previous_nervousness_step", *lagged, "help"))
+    v = verdict(fs, "C3")
+    assert v.verdict == expected
+    assert [r["estimand"] for r in v.robustness] == list(REG.claim("C3").robustness[0][1])
+    if expected != "supported":
+        assert "does not agree with the claim" in v.rationale
+
+
+def test_c3_robustness_is_needed_only_when_its_estimand_is_evidence():
+    surveys = [
+        F("or_low_back_pain_3m_nervous_most_plus", 2.0, 1.7, 2.4),
+        F("trend_nervousness_frequency_low_back_pain_3m", 1.3, 1.2, 1.4),
+        F("or_back_pain_any_gad7_moderate_plus", 2.0, 1.6, 2.5),
+    ]
+    v = verdict(surveys, "C3")  # no HELP within-person slope: nothing to be robust about
+    assert (v.verdict, v.robustness) == ("supported", [])

@@ -152,3 +152,18 @@ def test_bad_method_and_lengths():
         meta.random_effects([0.1, 0.2], [0.1])
     with pytest.raises(meta.MetaAnalysisError, match="positive"):
         meta.log_ratio_from_ci(0.0, 0.5, 1.2)
+
+
+def test_bucher_indirect_comparison():
+    """d_AB = d_AC - d_BC with variances added (Bucher 1997), on a worked example."""
+    from analysis.evidence.meta import MetaAnalysisError, bucher, se_from_ci
+
+    se_a, se_b = se_from_ci(-10.98, -3.61), se_from_ci(-13.33, 13.33)
+    ic = bucher(-7.29, se_a, 0.0, se_b)
+    z = 1.959963984540054
+    assert ic.estimate == pytest.approx(-7.29)
+    assert ic.se == pytest.approx((se_a**2 + se_b**2) ** 0.5)
+    assert (ic.ci_low, ic.ci_high) == pytest.approx((-7.29 - z * ic.se, -7.29 + z * ic.se))
+    assert ic.ci_high - ic.ci_low > (13.33 * 2)  # wider than either input
+    with pytest.raises(MetaAnalysisError, match="se_bc must be a positive number"):
+        bucher(1.0, 1.0, 0.0, 0.0)

@@ -8,7 +8,7 @@ rules to findings is `analysis.claims.verdicts`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -25,9 +25,11 @@ VERDICTS = (
     "insufficient evidence",
 )
 CLAIM_TYPES = ("prevalence", "association", "mediation", "treatment effect", "harm", "course")
-CHECK_KINDS = ("directional", "level", "statement", "comparative")
+CHECK_KINDS = ("directional", "level", "statement")
 DIRECTIONS = ("greater", "less", "none")
-ROLES = ("primary", "context")
+ROLES = ("primary", "sensitivity", "context")
+GRADE_RATINGS = {"not serious": 0, "serious": 1, "very serious": 2}
+STATED_DOMAINS = ("risk_of_bias", "publication_bias", "indirectness", "inconsistency")
 COMBINES = ("all", "any")
 MEANINGFUL_TESTS = ("estimate", "ci")
 
@@ -56,32 +58,48 @@ class Check:
     meaningful_test: str = "estimate"
     at_least: float | None = None
     contradicted_below: float | None = None
-    reference: str | None = None
-    alternatives: tuple[str, ...] = ()
-    min_alternatives: int = 1
 
     def keys(self) -> tuple[str, ...]:
-        if self.kind == "comparative":
-            return (self.reference, *self.alternatives)  # type: ignore[return-value]
         return self.estimands
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """One stated GRADE domain judgement: a rating and its reason."""
+
+    rating: str  # one of GRADE_RATINGS
+    reason: str
+
+    @property
+    def downgrade(self) -> int:
+        return GRADE_RATINGS[self.rating]
 
 
 @dataclass(frozen=True)
 class Claim:
     id: str
-    sentence: str
-    sentence_is_paraphrase: bool
+    sentence: str  # what painanx tests, in plain words
+    quotation: tuple[str, ...]  # the article's own words, verbatim
+    section: str  # the article section they are in
     claim_type: str
     sources: tuple[str, ...]
     estimands: tuple[Estimand, ...]
     combine: str
     checks: tuple[Check, ...]
     caveats: tuple[str, ...]
+    # (primary key, its sensitivity keys): they must agree before "supported" when it is evidence
+    robustness: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    grade: dict[str, Judgement] = field(default_factory=dict)  # stated GRADE judgements
 
     def keys(self) -> set[str]:
         """Every estimand key this claim shows: its own and those its checks use."""
         own = {e.key for e in self.estimands}
-        return own | {k for c in self.checks for k in c.keys()}
+        sensitivity = {k for _, keys in self.robustness for k in keys}
+        return own | {k for c in self.checks for k in c.keys()} | sensitivity
+
+    def primary_keys(self) -> tuple[str, ...]:
+        """The estimands the verdict rests on: those its checks use, in order, once each."""
+        return tuple(dict.fromkeys(k for c in self.checks for k in c.keys()))
 
 
 @dataclass(frozen=True)
@@ -203,13 +221,6 @@ def _parse_check(d: dict, where: str, cid: str, i: int) -> Check:
     if not isinstance(d, dict):
         raise _err(where, cid, f"rule.checks[{i}]", f"expected a mapping, got {d!r}")
     kind = _choice(d, "kind", where, cid, CHECK_KINDS, pre=pre)
-    if kind == "comparative":
-        ref = _req(d, "reference", where, cid, str, pre)
-        alts = _str_list(d, "alternatives", where, cid, pre=pre)
-        n = d.get("min_alternatives", 1)
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(alts):
-            raise _err(where, cid, pre + "min_alternatives", f"expected 1..{len(alts)}, got {n!r}")
-        return Check(kind=kind, reference=ref, alternatives=alts, min_alternatives=n)
     check = Check(
         kind=kind,
         estimands=_str_list(d, "estimands", where, cid, pre=pre),
@@ -226,6 +237,24 @@ def _parse_check(d: dict, where: str, cid: str, i: int) -> Check:
     ):
         raise _err(where, cid, pre + "contradicted_below", "must be below at_least")
     return check
+
+
+def _parse_grade(raw: object, where: str, cid: str) -> dict[str, Judgement]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise _err(where, cid, "grade", f"expected a mapping of domains, got {raw!r}")
+    out = {}
+    for domain, j in raw.items():
+        fld = f"grade.{domain}"
+        if domain not in STATED_DOMAINS:
+            raise _err(where, cid, fld, f"unknown domain; expected among {list(STATED_DOMAINS)}")
+        if not isinstance(j, dict):
+            raise _err(where, cid, fld, f"expected {{rating, reason}}, got {j!r}")
+        rating = _choice(j, "rating", where, cid, tuple(GRADE_RATINGS), pre=fld + ".")
+        reason = _req(j, "reason", where, cid, str, fld + ".")
+        out[domain] = Judgement(rating, reason.strip())
+    return out
 
 
 def parse_registry(raw: object, where: str = "claims.yaml") -> Registry:
@@ -263,20 +292,38 @@ def parse_registry(raw: object, where: str = "claims.yaml") -> Registry:
         caveats = c.get("caveats", [])
         if not isinstance(caveats, list) or not all(isinstance(x, str) for x in caveats):
             raise _err(where, cid, "caveats", f"expected a list of text, got {caveats!r}")
-        para = c.get("sentence_is_paraphrase", False)
-        if not isinstance(para, bool):
-            raise _err(where, cid, "sentence_is_paraphrase", f"expected true/false, got {para!r}")
+        quotation = c.get("quotation")
+        if isinstance(quotation, str):
+            quotation = [quotation]
+        if (
+            not isinstance(quotation, list)
+            or not quotation
+            or not all(isinstance(q, str) and q.strip() for q in quotation)
+        ):
+            raise _err(
+                where, cid, "quotation", "expected the article's words: a text or a list of texts"
+            )
+        robustness = []
+        for j, entry in enumerate(rule.get("robustness", []) or []):
+            fld = f"rule.robustness[{j}]"
+            if not isinstance(entry, dict):
+                raise _err(where, cid, fld, f"expected {{of, sensitivity}}, got {entry!r}")
+            of = _req(entry, "of", where, cid, str, fld + ".")
+            robustness.append((of, _str_list(entry, "sensitivity", where, cid, pre=fld + ".")))
         claims.append(
             Claim(
                 id=cid,
                 sentence=_req(c, "sentence", where, cid, str).strip(),
-                sentence_is_paraphrase=para,
+                quotation=tuple(q.strip() for q in quotation),
+                section=_req(c, "section", where, cid, str).strip(),
                 claim_type=_choice(c, "claim_type", where, cid, CLAIM_TYPES),
                 sources=_str_list(c, "sources", where, cid, EVIDENCE_SOURCES),
                 estimands=tuple(ests),
                 combine=_choice(rule, "combine", where, cid, COMBINES, "all"),
                 checks=tuple(_parse_check(x, where, cid, k) for k, x in enumerate(checks_raw)),
                 caveats=tuple(caveats),
+                robustness=tuple(robustness),
+                grade=_parse_grade(c.get("grade"), where, cid),
             )
         )
     # Cross-references: every key a check uses is defined, and fits the check's kind.
@@ -287,12 +334,26 @@ def parse_registry(raw: object, where: str = "claims.yaml") -> Registry:
                 fld = f"rule.checks[{k}].{key}"
                 if est is None:
                     raise _err(where, claim.id, fld, "no such estimand in the registry")
-                if check.kind in ("directional", "comparative") and est.direction == "none":
+                if check.kind == "directional" and est.direction == "none":
                     raise _err(where, claim.id, fld, f"a {check.kind} check needs a direction")
                 if check.kind == "level" and est.direction != "none":
                     raise _err(where, claim.id, fld, "a level check needs direction: none")
                 if check.kind == "statement" and est.measure != "statement":
                     raise _err(where, claim.id, fld, "a statement check needs measure: statement")
+                if est.role != "primary":
+                    raise _err(
+                        where, claim.id, fld, f"a check uses primary estimands, not {est.role}"
+                    )
+        for of, keys in claim.robustness:
+            if of not in claim.primary_keys():
+                raise _err(where, claim.id, f"rule.robustness.{of}", "not a primary estimand")
+            for key in keys:
+                est = estimands.get(key)
+                fld = f"rule.robustness.{key}"
+                if est is None:
+                    raise _err(where, claim.id, fld, "no such estimand in the registry")
+                if est.role != "sensitivity" or est.direction == "none":
+                    raise _err(where, claim.id, fld, "needs role: sensitivity and a direction")
     return Registry(claims=tuple(claims), estimands=estimands, where=where)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.claims.certainty import Certainty, certainty
 from analysis.claims.registry import (
     VERDICTS,
     Claim,
@@ -246,61 +247,24 @@ def _statement(check, ev) -> CheckResult:
     )
 
 
-def _benefit(fs: list[Finding], e: Estimand) -> bool:
-    judged = [f for f in fs if _has_ci(f)]
-    sides = [_side(f, e) for f in judged]
-    return "claimed" in sides and "opposite" not in sides
-
-
-def _comparative(check, ev, ests, order) -> CheckResult:
-    ref = [f for f in ev if f.estimand == check.reference and _has_ci(f)]
-    alts = {k: [f for f in ev if f.estimand == k and _has_ci(f)] for k in check.alternatives}
-    measured = {k: v for k, v in alts.items() if v}
-    if not ref or not measured:
-        missing = "the reference " + check.reference if not ref else "any alternative"
-        return CheckResult(
-            "comparative", INSUFFICIENT, f"No evidence finding with a CI for {missing}."
-        )
-    ref_benefit = _benefit(ref, ests[check.reference])
-    winners = [k for k, v in measured.items() if _benefit(v, ests[k])]
-    win_fs = [f for k in winners for f in measured[k]]
-    ref_txt = "; ".join(_fmt(f) for f in ref)
-    alt_txt = (
-        f"{len(winners)} of {len(measured)} alternatives show benefit"
-        + (f" ({', '.join(winners)})" if winners else "")
-        + f"; {check.min_alternatives} needed"
-    )
-    ref_state = "shows" if ref_benefit else "does not show"
-    reason = f"{alt_txt}. Reference {ref_state} benefit: {ref_txt}."
-    if len(winners) >= check.min_alternatives and not ref_benefit:
-        return CheckResult(
-            "comparative", SUPPORTED, reason, _by_priority(ref, order)[0], win_fs + ref
-        )
-    if ref_benefit and not winners:
-        return CheckResult("comparative", CONTRADICTED, reason, _by_priority(ref, order)[0], ref)
-    if winners:
-        return CheckResult("comparative", PARTLY, reason, _by_priority(ref, order)[0], win_fs + ref)
-    return CheckResult("comparative", NOT_SUPPORTED, reason, _by_priority(ref, order)[0], ref)
-
-
 def _combine(results: list[CheckResult], how: str) -> CheckResult:
-    verdicts = [r.verdict for r in results]
+    """Join the checks that could be judged; a check without evidence is a gap, not a vote."""
+    judged = [r for r in results if r.verdict != INSUFFICIENT]
+    verdicts = [r.verdict for r in judged]
     if len(results) == 1:
         return results[0]
-    if how == "any":
+    if not judged:
+        pick = INSUFFICIENT
+    elif how == "any":
         if CONTRADICTED in verdicts and SUPPORTED not in verdicts:
             pick = CONTRADICTED
         else:
-            pick = next(
-                v for v in (SUPPORTED, PARTLY, NOT_SUPPORTED, INSUFFICIENT) if v in verdicts
-            )
+            pick = next(v for v in (SUPPORTED, PARTLY, NOT_SUPPORTED) if v in verdicts)
     elif CONTRADICTED in verdicts:
         pick = CONTRADICTED
     elif all(v == SUPPORTED for v in verdicts):
         pick = SUPPORTED
-    elif all(v == INSUFFICIENT for v in verdicts):
-        pick = INSUFFICIENT
-    elif all(v in (NOT_SUPPORTED, INSUFFICIENT) for v in verdicts):
+    elif all(v == NOT_SUPPORTED for v in verdicts):
         pick = NOT_SUPPORTED
     else:
         pick = PARTLY
@@ -325,8 +289,9 @@ class Verdict:
     """One claim's verdict, with the finding that drives it, its sources and caveats."""
 
     claim_id: str
-    sentence: str
-    sentence_is_paraphrase: bool
+    sentence: str  # what is tested, in plain words
+    quotation: tuple[str, ...]  # the article's words, verbatim
+    section: str
     claim_type: str
     verdict: str
     key_finding: Finding | None
@@ -336,7 +301,17 @@ class Verdict:
     caveats: list[str]
     rationale: str
     checks: list[dict]
+    certainty: Certainty
+    primary_estimands: tuple[str, ...]  # what the verdict should rest on
+    gaps: tuple[str, ...]  # primary estimands without evidence
+    robustness: list[dict] = field(default_factory=list)
     evalue: dict | None = None
+
+    @property
+    def rests_on(self) -> str:
+        """'k of n': the primary estimands with evidence, of all of them."""
+        n = len(self.primary_estimands)
+        return f"{n - len(self.gaps)} of {n}"
 
     @property
     def notebook(self) -> str:
@@ -349,9 +324,15 @@ class Verdict:
         return {
             "claim_id": self.claim_id,
             "sentence": self.sentence,
-            "sentence_is_paraphrase": self.sentence_is_paraphrase,
+            "quotation": list(self.quotation),
+            "section": self.section,
             "claim_type": self.claim_type,
             "verdict": self.verdict,
+            "certainty": self.certainty.to_dict(),
+            "primary_estimands": len(self.primary_estimands),
+            "estimands_with_evidence": len(self.primary_estimands) - len(self.gaps),
+            "gaps": list(self.gaps),
+            "robustness": list(self.robustness),
             "key_finding": None if self.key_finding is None else self.key_finding.to_dict(),
             "findings": [f.to_dict() for f in self.findings],
             "validation_findings": [f.to_dict() for f in self.validation_findings],
@@ -365,7 +346,12 @@ class Verdict:
 
     def summary(self) -> str:
         k = self.key_finding
-        lines = [f"{self.claim_id} [{self.verdict}] {self.sentence}"]
+        lines = [
+            f"{self.claim_id} [{self.verdict}; certainty {self.certainty.level}] {self.sentence}",
+            f"  article ({self.section}): " + " ... ".join(f'"{q}"' for q in self.quotation),
+            f"  rests on {self.rests_on} primary estimands"
+            + (f"; gaps: {', '.join(self.gaps)}" if self.gaps else ""),
+        ]
         if k is not None:
             lines.append(f"  key: {k.label or k.estimand}: {_fmt(k)}")
         lines.append(f"  sources: {', '.join(self.sources) or 'none'}")
@@ -386,6 +372,8 @@ class VerdictList(list):
                     "claim_id": v.claim_id,
                     "claim_type": v.claim_type,
                     "verdict": v.verdict,
+                    "certainty": v.certainty.level,
+                    "rests_on": v.rests_on,
                     "sentence": v.sentence,
                     "key_estimand": None if k is None else k.estimand,
                     "key_label": None if k is None else k.label,
@@ -411,7 +399,10 @@ class VerdictList(list):
 
 def summary(verdicts: Iterable[Verdict]) -> str:
     """A fixed-width text table: claim, verdict, key estimate with CI, its source and estimand."""
-    head = f"{'claim':<5} {'verdict':<21} {'estimate [95% CI]':<26} {'source':<9} key estimand"
+    head = (
+        f"{'claim':<5} {'verdict':<21} {'certainty':<9} {'rests on':<8} "
+        f"{'estimate [95% CI]':<26} {'source':<9} key estimand"
+    )
     lines = [head, "-" * (len(head) + 30)]
     for v in verdicts:
         k = v.key_finding
@@ -422,7 +413,10 @@ def summary(verdicts: Iterable[Verdict]) -> str:
             if _has_ci(k):
                 est += f" [{k.ci_low:.3g}, {k.ci_high:.3g}]"
             src, key = k.source, k.estimand
-        lines.append(f"{v.claim_id:<5} {v.verdict:<21} {est:<26} {src:<9} {key}")
+        lines.append(
+            f"{v.claim_id:<5} {v.verdict:<21} {v.certainty.level:<9} {v.rests_on:<8} "
+            f"{est:<26} {src:<9} {key}"
+        )
     lines.append("Synthetic findings are validation only and never count as evidence.")
     return "\n".join(lines)
 
@@ -504,10 +498,8 @@ def evaluate_claim(
             results.append(_directional(check, ev, reg.estimands, order))
         elif check.kind == "level":
             results.append(_level(check, ev, order))
-        elif check.kind == "statement":
-            results.append(_statement(check, ev))
         else:
-            results.append(_comparative(check, ev, reg.estimands, order))
+            results.append(_statement(check, ev))
     combined = _combine(results, claim.combine)
     rationale = " ".join(
         (f"Check {i + 1} ({r.kind}): {r.verdict}. " if len(results) > 1 else "") + r.reason
@@ -515,6 +507,36 @@ def evaluate_claim(
     )
     if len(results) > 1:
         rationale += f" Combined ({claim.combine}): {combined.verdict}."
+    primary = claim.primary_keys()
+    gaps = tuple(
+        k for k in primary if not any(_counts_as_evidence(f) for f in ev if f.estimand == k)
+    )
+    verdict = combined.verdict
+    rests = f"{len(primary) - len(gaps)} of {len(primary)}"
+    if gaps:
+        rationale += f" Rests on {rests} primary estimands; no evidence for: {', '.join(gaps)}."
+    if verdict == SUPPORTED and 2 * (len(primary) - len(gaps)) < len(primary):
+        verdict = PARTLY
+        rationale += (
+            f" Capped at partly supported: it rests on fewer than half ({rests}) of its primary "
+            "estimands."
+        )
+    robustness = [
+        _robustness(key, ev, reg.estimands)
+        for of, keys in claim.robustness
+        if of not in gaps  # sensitivity analyses of a primary estimand that is evidence
+        for key in keys
+    ]
+    failed = [r for r in robustness if not r["agrees"]]
+    if robustness:
+        rationale += " Sensitivity analyses: " + "; ".join(r["text"] for r in robustness) + "."
+    if verdict == SUPPORTED and failed:
+        verdict = PARTLY
+        rationale += (
+            " Capped at partly supported: "
+            + ", ".join(r["estimand"] for r in failed)
+            + " does not agree with the claim."
+        )
     caveats = list(claim.caveats) + _design_caveats(ev, claim)
     for f in ev:
         caveats += [c for c in f.caveats if c not in caveats]
@@ -545,9 +567,10 @@ def evaluate_claim(
     return Verdict(
         claim_id=claim.id,
         sentence=claim.sentence,
-        sentence_is_paraphrase=claim.sentence_is_paraphrase,
+        quotation=claim.quotation,
+        section=claim.section,
         claim_type=claim.claim_type,
-        verdict=combined.verdict,
+        verdict=verdict,
         key_finding=combined.key,
         findings=ev,
         validation_findings=synthetic,
@@ -555,8 +578,33 @@ def evaluate_claim(
         caveats=caveats,
         rationale=rationale,
         checks=[{"kind": r.kind, "verdict": r.verdict, "reason": r.reason} for r in results],
+        certainty=certainty(claim, ev, reg.estimands),
+        primary_estimands=primary,
+        gaps=gaps,
+        robustness=robustness,
         evalue=ev_value,
     )
+
+
+def _counts_as_evidence(f: Finding) -> bool:
+    """A measured finding a check can judge: a statement, or an estimate."""
+    return f.measured and (f.measure == "statement" or f.estimate is not None)
+
+
+def _robustness(key: str, ev: Sequence[Finding], ests: dict[str, Estimand]) -> dict:
+    """Does the sensitivity analysis ``key`` exclude the null in the claimed direction?"""
+    fs = [f for f in ev if f.estimand == key and _has_ci(f)]
+    if not fs:
+        return {"estimand": key, "agrees": False, "text": f"{key}: no finding"}
+    sides = [_side(f, ests[key]) for f in fs]
+    agrees = all(s == "claimed" for s in sides)
+    word = "agrees" if agrees else "does not agree"
+    return {
+        "estimand": key,
+        "agrees": agrees,
+        "text": f"{'; '.join(_fmt(f) for f in fs)} {word}",
+        "finding": fs[0].to_dict(),
+    }
 
 
 def evaluate_claims(findings: Iterable[Finding], registry: Registry | None = None) -> VerdictList:

@@ -20,11 +20,17 @@ import pandas as pd
 import yaml
 
 from analysis.core.findings import EstimandInfo, Finding, estimand_catalogue
+from analysis.evidence.meta import bucher, se_from_ci
 from analysis.evidence.studies import evidence_findings, pool, study_finding
 
 __all__ = ["mapping", "validate_mapping", "registry_findings", "mapping_table"]
 
 PROXY_CAVEAT = "Proxy outcome: {what} stands in for the estimand's outcome; see the mapping reason."
+INDIRECT_CAVEAT = (
+    "Indirect comparison (Bucher): {alt} and {ref} were each trialled against their own "
+    "control, in different people; the difference assumes those trials are alike in everything "
+    "but the treatment, which no trial checked head to head."
+)
 
 
 class MappingError(ValueError):
@@ -131,6 +137,22 @@ def validate_mapping(
                 problems.append(f"{at}: field 'scale' needs min < max")
         if m.get("sign", 1) not in (1, -1):
             problems.append(f"{at}: field 'sign' must be 1 or -1")
+    mapped_keys = [m.get("estimand") for m in spec.get("mappings", [])]
+    for i, ind in enumerate(spec.get("indirect", []) or [], start=1):
+        at = f"{where}: indirect[{i}] ({ind.get('estimand')!r})"
+        e = known.get(ind.get("estimand"))
+        if e is None or "published" not in e.sources:
+            problems.append(f"{at}: field 'estimand' is not a published registry estimand")
+        for fld in ("alternative", "reference"):
+            k = ind.get(fld)
+            if k not in known or known[k].null is None:
+                problems.append(f"{at}: field {fld!r}: {k!r} is not a registry difference")
+            elif e is not None and known[k].measure != e.measure:
+                problems.append(f"{at}: field {fld!r}: {k!r} is a {known[k].measure}")
+            elif mapped_keys.count(k) > 1:
+                problems.append(f"{at}: field {fld!r}: {k!r} is mapped more than once")
+        if not str(ind.get("reason", "")).strip():
+            problems.append(f"{at}: field 'reason' is required")
     unmapped = spec.get("unmapped", {}) or {}
     for k in unmapped:
         if k not in by_id.index and k not in groups:
@@ -247,6 +269,56 @@ def registry_findings(
                     "source_ci_high": src.ci_high,
                     "source_measure": src.measure,
                     **{k: v for k, v in src.extra.items() if k != "direction"},
+                },
+            )
+        )
+    return out + indirect_findings(out, known, spec)
+
+
+def indirect_findings(
+    mapped: list[Finding], known: Mapping[str, EstimandInfo], spec: dict
+) -> list[Finding]:
+    """The mapping's indirect comparisons (``indirect:``): each alternative against the
+    reference through their controls (Bucher), from the registry-keyed findings above. An
+    entry whose alternative or reference has no finding with a CI yields nothing (a gap)."""
+    by_key = {f.estimand: f for f in mapped if f.ci_low is not None and f.ci_high is not None}
+    out = []
+    for ind in spec.get("indirect", []) or []:
+        alt, ref = by_key.get(ind["alternative"]), by_key.get(ind["reference"])
+        if alt is None or ref is None:
+            continue
+        e = known[ind["estimand"]]
+        ic = bucher(
+            alt.estimate,
+            se_from_ci(alt.ci_low, alt.ci_high),
+            ref.estimate,
+            se_from_ci(ref.ci_low, ref.ci_high),
+        )
+        proxy = any(f.extra.get("match") == "proxy" for f in (alt, ref))
+        caveats = [
+            f"Mapped to {e.key} (indirect comparison): {' '.join(str(ind['reason']).split())}",
+            INDIRECT_CAVEAT.format(alt=alt.estimand, ref=ref.estimand),
+        ]
+        caveats += [c for f in (alt, ref) for c in f.caveats if c.startswith("Proxy outcome")]
+        out.append(
+            Finding(
+                claim_id=e.claim_id,
+                estimand=e.key,
+                label=f"{alt.estimand} minus {ref.estimand} (indirect, Bucher)",
+                source="published",
+                estimate=ic.estimate,
+                ci_low=ic.ci_low,
+                ci_high=ic.ci_high,
+                measure=e.measure,
+                null_value=e.null,
+                design=f"indirect comparison of {alt.design} and {ref.design}",
+                caveats=caveats,
+                extra={
+                    "comparison": "indirect",
+                    "match": "proxy" if proxy else "direct",
+                    "alternative": alt.estimand,
+                    "reference": ref.estimand,
+                    "se": ic.se,
                 },
             )
         )

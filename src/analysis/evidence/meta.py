@@ -69,6 +69,32 @@ def se_from_ci(ci_low: float, ci_high: float, level: float = 95.0) -> float:
     return (ci_high - ci_low) / (2 * _z_crit(level))
 
 
+@dataclass(frozen=True)
+class IndirectComparison:
+    """A vs B through their common comparator C (Bucher 1997): d_AB = d_AC - d_BC."""
+
+    estimate: float
+    se: float
+    ci_low: float
+    ci_high: float
+
+
+def bucher(
+    d_ac: float, se_ac: float, d_bc: float, se_bc: float, level: float = 95.0
+) -> IndirectComparison:
+    """Adjusted indirect comparison of A and B, each trialled against C (Bucher et al., J Clin
+    Epidemiol 1997): the difference of the two effects, with the variances added, since the
+    two sets of trials are independent. Valid only when A and B were trialled in similar
+    people with similar controls; the caller says so in the finding's caveats."""
+    for name, v in (("se_ac", se_ac), ("se_bc", se_bc)):
+        if not (v > 0 and np.isfinite(v)):
+            raise MetaAnalysisError(f"{name} must be a positive number, got {v!r}")
+    d = d_ac - d_bc
+    se = float(np.hypot(se_ac, se_bc))
+    z = _z_crit(level)
+    return IndirectComparison(d, se, d - z * se, d + z * se)
+
+
 def log_ratio_from_ci(
     estimate: float, ci_low: float, ci_high: float, level: float = 95.0
 ) -> tuple[float, float]:
