@@ -117,11 +117,19 @@ def fetch_nhis_command(
 
     Offline: painanx data fetch nhis --years 2019 --from-file ~/Downloads/adult19csv.zip
     """
-    from analysis.data.nhis.fetch import NHISFetchError, fetch_nhis_year
+    from analysis.core.io import check_writable
+    from analysis.data.nhis.fetch import (
+        NHISFetchError,
+        default_cache_dir,
+        default_lock_path,
+        fetch_nhis_year,
+    )
 
     chosen = _years(ctx, years)
     if from_file is not None and len(chosen) != 1:
         raise typer.BadParameter("--from-file takes one archive: give exactly one year")
+    check_writable(cache_dir or default_cache_dir(), folder=True)
+    check_writable(lock_file or default_lock_path())
     for year in chosen:
         try:
             result = fetch_nhis_year(
@@ -182,9 +190,12 @@ def prepare_nhis_command(
 
     Example: painanx data prepare nhis --years 2019 2021 2023
     """
+    from analysis.core import paths
+    from analysis.core.io import check_writable
     from analysis.data.nhis.recode import NHISDataError, prepare_nhis
 
     chosen = _years(ctx, years)
+    check_writable(out_dir or paths.processed_dir(), folder=True)
     try:
         results, pooled = prepare_nhis(
             chosen,
@@ -214,11 +225,12 @@ def prepare_help_command(
     Example: painanx data prepare help
     """
     from analysis.core import paths
-    from analysis.core.io import write_parquet_atomic
+    from analysis.core.io import check_writable, write_parquet_atomic
     from analysis.data.help import load_help
 
+    target = check_writable(out or paths.processed_dir() / "help.parquet")
     frame = load_help()
-    target = write_parquet_atomic(frame, out or paths.processed_dir() / "help.parquet")
+    write_parquet_atomic(frame, target)
     people = frame["respondent_id"].nunique()
     typer.echo(f"HELP: {len(frame):,} person-waves of {people} people -> {target}")
 
