@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 
 import analysis.claims.verdicts
 import analysis.cli.run_commands
+import analysis.core.io
 import analysis.data.help
 import analysis.data.nhis.fetch
 import analysis.data.nhis.recode
@@ -160,6 +161,20 @@ def test_synth_below_a_file_fails_in_one_line_before_any_work(tmp_path, monkeypa
     assert "is a file" in line and "choose another path" in line
     assert calls == []
     assert contents(tmp_path) == {"somefile": b"not a folder"}
+
+
+def test_synth_into_a_read_only_folder_fails_in_one_line_before_any_work(tmp_path, monkeypatch):
+    """Root writes through chmod, so the refusal is the one a read-only disk gives."""
+
+    def refused(*args, dir=None, **kwargs):
+        raise OSError(30, "Read-only file system", str(Path(dir) / "tmpk3x9q1"))
+
+    monkeypatch.setattr(analysis.core.io.tempfile, "TemporaryFile", refused)
+    calls = forbid(monkeypatch, synth, "generate_to_parquet")
+    result = runner.invoke(app, synth_args(tmp_path / "out.parquet"))
+    line = one_line_error(result, f"{tmp_path}: Read-only file system", "writable disk")
+    assert "tmpk3x9q1" not in line  # the folder is named, not the probe's temporary file
+    assert calls == []
 
 
 def test_synth_bad_parameter_makes_no_folder(tmp_path):
