@@ -41,12 +41,11 @@ def _naming(path: Path) -> Iterator[None]:
 
 
 def _make_folder(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:  # a file stands where the folder should be
-        raise NotADirectoryError(errno.ENOTDIR, "is a file, not a folder", str(folder)) from None
-    except OSError as exc:  # e.g. a file further up the path, or a read-only parent
-        raise OSError(exc.errno, exc.strerror, str(folder)) from exc
+    with _naming(folder):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:  # a file stands where the folder should be
+            raise NotADirectoryError(errno.ENOTDIR, "is a file, not a folder") from None
 
 
 def _temp_beside(target: Path) -> Path:
