@@ -24,7 +24,7 @@ from analysis.claims.registry import (
     load_registry,
 )
 from analysis.core.findings import EVIDENCE_SOURCES, Finding, read_findings
-from analysis.core.io import atomic_path
+from analysis.core.io import atomic_paths
 from analysis.models.evalue import RATIO_MEASURES, evalue
 
 SUPPORTED, PARTLY, NOT_SUPPORTED, CONTRADICTED, INSUFFICIENT = VERDICTS
@@ -639,9 +639,9 @@ def write_claims(verdicts: Iterable[Verdict], path_json: str | Path, path_csv: s
     vs = VerdictList(verdicts)
     text = json.dumps([v.to_dict() for v in vs], indent=2, sort_keys=False) + "\n"
     frame = vs.to_frame()
-    with atomic_path(path_json) as tj, atomic_path(path_csv) as tc:
-        tj.write_text(text, encoding="utf-8")
-        frame.to_csv(tc, index=False)
+    with atomic_paths({"json": path_json, "csv": path_csv}) as tmp:
+        tmp["json"].write_text(text, encoding="utf-8")
+        frame.to_csv(tmp["csv"], index=False)
     return Path(path_json), Path(path_csv)
 
 

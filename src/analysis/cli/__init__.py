@@ -1,10 +1,16 @@
-"""The ``painanx`` command. Each group of subcommands lives in its own module."""
+"""The ``painanx`` command. Each group of subcommands lives in its own module.
+
+The root command is a `OneLineErrorGroup`: an OS or network error in any subcommand ends
+as one line naming the path or URL and what to do (exit code 1); ``--debug`` shows the
+traceback.
+"""
 
 from __future__ import annotations
 
 import typer
 
 from analysis import __version__
+from analysis.cli.errors import DEBUG_ENV, OneLineErrorGroup
 
 app = typer.Typer(
     name="painanx",
@@ -21,6 +27,7 @@ app = typer.Typer(
         "  painanx simulate                        simulation study: bias, coverage, false positives\n\n"
         "Each command has its own --help. Open reports/index.html to read the results."
     ),
+    cls=OneLineErrorGroup,
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
@@ -40,6 +47,13 @@ def _version_callback(value: bool) -> None:
 def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version_callback, is_eager=True, help="Show the version."
+    ),
+    debug: bool = typer.Option(
+        False,
+        "--debug",
+        envvar=DEBUG_ENV,
+        help="Show the full traceback of an error (file-system and network errors are "
+        "otherwise one line).",
     ),
 ) -> None:
     """painanx command line."""

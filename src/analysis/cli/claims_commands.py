@@ -37,9 +37,12 @@ def claims_command(
     """
     from analysis.claims.registry import load_registry
     from analysis.claims.verdicts import collect_findings, evaluate_claims, write_claims
+    from analysis.core.io import check_writable
     from analysis.core.paths import reports_dir
 
     folder = Path(reports) if reports is not None else reports_dir()
+    check_writable(folder / "claims.json")
+    check_writable(folder / "claims.csv")
     reg = load_registry(registry)
     verdicts = evaluate_claims(collect_findings(folder), reg)
     pj, pc = write_claims(verdicts, folder / "claims.json", folder / "claims.csv")

@@ -127,11 +127,19 @@ def fetch_nhis_command(
 
     Offline: painanx data fetch nhis --years 2019 --from-file ~/Downloads/adult19csv.zip
     """
-    from analysis.data.nhis.fetch import NHISFetchError, fetch_nhis_year
+    from analysis.core.io import check_writable
+    from analysis.data.nhis.fetch import (
+        NHISFetchError,
+        default_cache_dir,
+        default_lock_path,
+        fetch_nhis_year,
+    )
 
     chosen = _years(ctx, years)
     if from_file is not None and len(chosen) != 1:
         raise typer.BadParameter("--from-file takes one archive: give exactly one year")
+    check_writable(cache_dir or default_cache_dir(), folder=True)
+    check_writable(lock_file or default_lock_path())
     for year in chosen:
         try:
             result = fetch_nhis_year(
@@ -205,12 +213,15 @@ def prepare_nhis_command(
     2017 (found in data/raw/nhis/2017 or ../shared/data/nhis/2017), and the extract committed
     with the code: painanx data prepare nhis --years 2017 --out-dir data/nhis
     """
+    from analysis.core import paths
+    from analysis.core.io import check_writable
     from analysis.data.nhis.prepare import prepare_nhis, prepare_year
     from analysis.data.nhis.recode import NHISDataError
 
     chosen = _years(ctx, years)
     if from_file is not None and len(chosen) != 1:
         raise typer.BadParameter("--from-file takes one file: give exactly one year")
+    check_writable(out_dir or paths.processed_dir(), folder=True)
     try:
         if from_file is not None:
             results, pooled = [prepare_year(chosen[0], from_file, out_dir=out_dir)], None
@@ -243,11 +254,12 @@ def prepare_help_command(
     Example: painanx data prepare help
     """
     from analysis.core import paths
-    from analysis.core.io import write_parquet_atomic
+    from analysis.core.io import check_writable, write_parquet_atomic
     from analysis.data.help import load_help
 
+    target = check_writable(out or paths.processed_dir() / "help.parquet")
     frame = load_help()
-    target = write_parquet_atomic(frame, out or paths.processed_dir() / "help.parquet")
+    write_parquet_atomic(frame, target)
     people = frame["respondent_id"].nunique()
     typer.echo(f"HELP: {len(frame):,} person-waves of {people} people -> {target}")
 

@@ -49,7 +49,7 @@ def simulate_command(
     """Draw many samples from the synthetic world (literature and null scenarios), run the
     notebooks' estimators and the claims' rules in each, in parallel on Dask, and write bias,
     95% CI coverage and the null-world false-positive rate to <out>/ (CSV + simulation.json,
-    each written atomically). Notebook 07_simulation_study shows the result.
+    replaced together or not at all). Notebook 07_simulation_study shows the result.
 
     Synthetic data validate the pipeline; they are never evidence.
 
@@ -61,12 +61,16 @@ def simulate_command(
       painanx simulate --scheduler tcp://host:8786      scale out on a Dask cluster
     """
     from analysis.core import paths
-    from analysis.simulation.study import run_simulation
+    from analysis.core.io import check_writable
+    from analysis.simulation.study import SimulationResult, run_simulation
     from analysis.simulation.summaries import load_spec
 
     folder = out
     if folder is None:
         folder = paths.project_root() / load_spec()["defaults"]["output_dir"]
+    check_writable(folder, folder=True)  # before hours of simulation, not after
+    for name in SimulationResult.FILES.values():
+        check_writable(folder / name)
     try:
         result = run_simulation(
             replicates,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,7 +11,7 @@ import yaml
 
 from analysis.cli import data_app
 from analysis.core import paths
-from analysis.core.io import write_text_atomic
+from analysis.core.io import atomic_paths, check_writable
 from analysis.data import synthetic as synth
 from analysis.models import synthetic_truth
 
@@ -38,9 +39,11 @@ def truth_path_for(out: Path) -> Path:
 
 @data_app.command("synth")
 def synth_command(
-    n: Annotated[int, typer.Option("--n", help="Number of adults (rows) in the sample.")] = 30_000,
+    n: Annotated[
+        int, typer.Option("--n", min=1, help="Number of adults (rows) in the sample.")
+    ] = 30_000,
     seed: Annotated[
-        int, typer.Option("--seed", help="Random seed: the same seed gives the same rows.")
+        int, typer.Option("--seed", min=0, help="Random seed: the same seed gives the same rows.")
     ] = 2019,
     scenario: Annotated[
         str,
@@ -64,7 +67,8 @@ def synth_command(
         typer.Option(
             "--out",
             help="Parquet file to write [default: data/processed/synthetic.parquet]; the "
-            "true population estimands go beside it as <name>.truth.json.",
+            "true population estimands go beside it as <name>.truth.json (both files are "
+            "replaced together, or neither).",
         ),
     ] = None,
     progress: Annotated[
@@ -87,20 +91,27 @@ def synth_command(
       painanx data synth --n 10000000 --set benzodiazepine_pain_log_or=-0.2 --out big.parquet
     """
     target = out if out is not None else paths.processed_dir() / "synthetic.parquet"
+    truth_target = truth_path_for(target)
+    overrides = _parse_overrides(assignments or [])
+    check_writable(target)  # before minutes of work, not after
+    check_writable(truth_target)
     try:
-        result = synth.generate_to_parquet(
-            target,
-            n=n,
-            seed=seed,
-            scenario=scenario,
-            overrides=_parse_overrides(assignments or []),
-            progress=progress,
-        )
+        synth.world_model(scenario, overrides)  # bad parameters: nothing written, no folder made
+        # the sample and its truth replace the previous pair together, or not at all
+        with atomic_paths({"sample": target, "truth": truth_target}) as temps:
+            result = synth.generate_to_parquet(
+                temps["sample"],
+                n=n,
+                seed=seed,
+                scenario=scenario,
+                overrides=overrides,
+                progress=progress,
+            )
+            truth = synthetic_truth.true_estimands(result.model, progress=progress)
+            temps["truth"].write_text(truth.to_json(), encoding="utf-8")
     except synth.SynthParameterError as exc:
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(code=2) from None
-    truth = synthetic_truth.true_estimands(result.model, progress=progress)
-    truth_file = write_text_atomic(truth_path_for(target), truth.to_json())
-    typer.echo(result.summary())
-    typer.echo(f"  wrote the true population estimands to {truth_file}")
+    typer.echo(dataclasses.replace(result, path=target).summary())
+    typer.echo(f"  wrote the true population estimands to {truth_target}")
     typer.echo(truth.summary())

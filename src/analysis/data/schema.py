@@ -3,6 +3,10 @@
 The column list, units and codes live in ``resources/schema.yaml`` (data, not
 code); this module turns it into a pandera schema, validates frames against it
 and lets analyses tell "not measured in this source" apart from missing data.
+
+Besides each column's type and range, the schema rejects infinite floats (an infinite
+weight would otherwise reach the survey estimators) and a repeated ``respondent_id``
+within one source and survey year (and wave, for panels): the ``unique_key`` of the YAML.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 import yaml
@@ -27,10 +32,12 @@ __all__ = [
     "pandera_schema",
     "require_measured",
     "categorical_dtype",
+    "unique_key",
     "validate",
 ]
 
 _PANDAS_DTYPES = {"float": "float64", "int": "Int64", "bool": "boolean", "str": "string"}
+_UNIQUE_CHECK = "unique_key"
 
 
 class SchemaValidationError(ValueError):
@@ -69,10 +76,15 @@ class ColumnSpec:
 
 
 @lru_cache(maxsize=1)
+def _declaration() -> dict[str, Any]:
+    text = resources.files("analysis.resources").joinpath("schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+@lru_cache(maxsize=1)
 def column_specs() -> dict[str, ColumnSpec]:
     """All schema columns in declaration order, read from ``schema.yaml``."""
-    text = resources.files("analysis.resources").joinpath("schema.yaml").read_text()
-    raw = yaml.safe_load(text)["columns"]
+    raw = _declaration()["columns"]
     specs = {}
     for name, c in raw.items():
         specs[name] = ColumnSpec(
@@ -92,6 +104,12 @@ def column_specs() -> dict[str, ColumnSpec]:
     return specs
 
 
+def unique_key() -> tuple[str, ...]:
+    """The columns that identify a row (``unique_key`` in ``schema.yaml``): source, survey
+    year, respondent and, for panels, wave."""
+    return tuple(_declaration()["unique_key"])
+
+
 def categorical_dtype(column: str) -> pd.CategoricalDtype:
     """The pandas categorical dtype (with its ordered levels) of a schema column."""
     spec = column_specs()[column]
@@ -108,7 +126,17 @@ def _checks(spec: ColumnSpec) -> list[pa.Check]:
         checks.append(pa.Check.le(spec.maximum))
     if spec.min_exclusive is not None:
         checks.append(pa.Check.gt(spec.min_exclusive))
+    if spec.dtype == "float":
+        checks.append(pa.Check(lambda values: ~np.isinf(values), name="finite (not inf)"))
     return checks
+
+
+def _rows_with_unique_key(df: pd.DataFrame) -> pd.Series:
+    """True for each row whose key (the `unique_key` columns this frame has) no other row has."""
+    key = [c for c in unique_key() if c in df.columns]
+    if "respondent_id" not in key:  # the missing required column is reported on its own
+        return pd.Series(True, index=df.index)
+    return ~df.duplicated(key, keep=False)
 
 
 @lru_cache(maxsize=1)
@@ -124,7 +152,13 @@ def pandera_schema() -> pa.DataFrameSchema:
             description=spec.description,
             title=spec.unit,
         )
-    return pa.DataFrameSchema(cols, strict=False, coerce=False, name="tidy respondent schema")
+    return pa.DataFrameSchema(
+        cols,
+        checks=[pa.Check(_rows_with_unique_key, name=_UNIQUE_CHECK)],
+        strict=False,
+        coerce=False,
+        name="tidy respondent schema",
+    )
 
 
 def validate(df: pd.DataFrame, *, where: str | None = None) -> pd.DataFrame:
@@ -145,12 +179,24 @@ def _source_label(df: pd.DataFrame) -> str:
     return "frame"
 
 
+def _rows(labels: pd.Series) -> str:
+    """' (rows 3, 17, 40 and 12 more)': the index labels of the failing rows."""
+    found = list(dict.fromkeys(v for v in labels.tolist() if not pd.isna(v)))
+    if not found:
+        return ""
+    more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+    return f" (rows {', '.join(str(v) for v in found[:5])}{more})"
+
+
 def _describe(exc: Exception, label: str) -> str:
     cases = getattr(exc, "failure_cases", None)
     if cases is None or len(cases) == 0:
         return f"{label}: {exc}"
     lines = [f"{label} does not follow the tidy respondent schema:"]
-    for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=False):
+    is_key = cases["check"] == _UNIQUE_CHECK
+    for (column, check), group in cases[~is_key].groupby(
+        ["column", "check"], dropna=False, sort=False
+    ):
         examples = ", ".join(repr(v) for v in group["failure_case"].head(3).tolist())
         col = column if isinstance(column, str) else "<frame>"
         expected = ""
@@ -161,7 +207,16 @@ def _describe(exc: Exception, label: str) -> str:
                 expected += f" with levels {list(spec.levels)}"
             expected += ")"
         lines.append(
-            f"  column '{col}'{expected}: failed {check} in {len(group)} row(s), e.g. {examples}"
+            f"  column '{col}'{expected}: failed {check} in {len(group)} row(s)"
+            f"{_rows(group['index'])}, e.g. {examples}"
+        )
+    if is_key.any():  # a frame-wide check: pandera lists every column of each repeated row
+        ids = cases[is_key & (cases["column"] == "respondent_id")]
+        within = [c for c in unique_key() if c != "respondent_id" and c in set(cases["column"])]
+        examples = ", ".join(repr(v) for v in ids["failure_case"].drop_duplicates().head(3))
+        lines.append(
+            f"  column 'respondent_id' (expected unique within {' + '.join(within)}): repeated "
+            f"in {len(ids)} row(s){_rows(ids['index'])}, e.g. {examples}"
         )
     return "\n".join(lines)
 

@@ -21,7 +21,6 @@ pipeline; they are never evidence.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -38,7 +37,7 @@ from tqdm.auto import tqdm
 
 from analysis.claims.verdicts import rule_verdict
 from analysis.core import paths, provenance
-from analysis.core.io import atomic_path, write_text_atomic
+from analysis.core.io import atomic_paths, write_text_atomic
 from analysis.data import synthetic
 from analysis.models import anxiety_pain, benzodiazepines, comorbidity, mediation, synthetic_truth
 from analysis.models.design import survey_design
@@ -283,13 +282,11 @@ class SimulationResult:
     }
 
     def write(self, output_dir: str | os.PathLike[str]) -> dict[str, Path]:
-        """Write every table and ``simulation.json`` (settings, timing, provenance) atomically.
-
-        Each file is written to a temporary name and renamed; a failure leaves the previous
-        results as they were.
+        """Write every table and ``simulation.json`` (settings, timing, provenance): all of
+        them or none. Each file is written to a temporary name; they replace the previous
+        files together, so a failure or a Ctrl-C leaves the previous results as they were.
         """
         out = Path(output_dir)
-        out.mkdir(parents=True, exist_ok=True)
         tables = {
             "replicates": self.replicates,
             "verdicts": self.verdicts,
@@ -305,9 +302,7 @@ class SimulationResult:
             "files": {k: v for k, v in self.FILES.items() if k != "meta"},
         }
         paths = {k: out / v for k, v in self.FILES.items()}
-        # all files or none: each is renamed into place only when every one was written
-        with contextlib.ExitStack() as stack:
-            tmp = {k: stack.enter_context(atomic_path(p)) for k, p in paths.items()}
+        with atomic_paths(paths) as tmp:
             for key, table in tables.items():
                 table.to_csv(tmp[key], index=False)
             tmp["meta"].write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
