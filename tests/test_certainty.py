@@ -98,10 +98,10 @@ def test_imprecision_of_a_level_uses_the_level_and_needs_a_ci():
 
 def test_inconsistency_from_i2_prediction_interval_and_opposite_directions():
     key = "acupuncture_vs_control_pain"
-    assert inconsistency([F(key, -15, -20, -12, extra={"I2": 0.2})], E).rating == "not serious"
-    high_i2 = inconsistency([F(key, -15, -20, -12, extra={"I2": 0.8})], E)
+    assert inconsistency([F(key, -15, -20, -12, extra={"I2": 20.0})], E).rating == "not serious"
+    high_i2 = inconsistency([F(key, -15, -20, -12, extra={"I2": 80.0})], E)
     assert high_i2.rating == "serious" and "I² = 80%" in high_i2.reason
-    pi = {"I2": 0.3, "pi_low": -35.0, "pi_high": 5.0}
+    pi = {"I2": 30.0, "pi_low": -35.0, "pi_high": 5.0}
     assert "prediction interval" in inconsistency([F(key, -15, -20, -12, extra=pi)], E).reason
     opposite = [F(key, -15, -20, -12), F("massage_vs_control_pain", 8, 3, 12)]
     assert "opposite directions" in inconsistency(opposite, E).reason

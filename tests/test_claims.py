@@ -321,6 +321,10 @@ def test_level_rule_course(est, lo, hi, expected):
     assert v.verdict == expected
     if lo is None:
         assert any("no CI" in c for c in v.caveats)
+        # the rationale says a point estimate was compared, never a CI limit it does not have
+        assert "lower limit (or estimate)" in v.rationale
+    elif expected == "supported":
+        assert "Every lower limit is at least 0.5" in v.rationale
 
 
 def test_level_rule_insufficient():

@@ -167,3 +167,22 @@ def test_plot_course_returns_figure(studies):
     assert ax.get_ylabel() == "mean pain (0-100)"
     assert len(ax.get_lines()) >= 2  # acute and persistent cohorts
     plt.close(fig)
+
+
+def test_reading_notes_take_every_number_from_the_rows(studies):
+    """Notebook 06's sentences: numbers from the verified rows, and they follow a change."""
+    from analysis.evidence import narrative
+
+    text = narrative.course_reading(studies)
+    row = studies.set_index("study_id").loc["henschke2008_recovered_12mo"]
+    assert f"{row['estimate']:g}% were completely recovered at twelve months" in text
+    changed = studies.copy()
+    changed.loc[changed["study_id"] == "henschke2008_recovered_12mo", "estimate"] = 61.0
+    assert "61% were completely recovered" in narrative.course_reading(changed)
+    pooled = ev.pool(studies)
+    reading = narrative.pooled_reading(pooled)
+    for g in pooled.values():
+        assert (
+            f"{g.reml.estimate:.2f} (95% CI {g.reml.ci_low:.2f} to {g.reml.ci_high:.2f}" in reading
+        )
+    assert narrative.course_reading(studies.iloc[0:0]).startswith("No verified row")

@@ -25,7 +25,8 @@ DOMAINS = ("risk_of_bias", "inconsistency", "indirectness", "imprecision", "publ
 RANDOMISED = re.compile(r"\bRCTs?\b|randomi[sz]ed|\btrials?\b", re.IGNORECASE)
 # Populations unlike US adults with back pain: the evidence is indirect for the article's readers.
 INDIRECT_POPULATIONS = {"help": "HELP is a detoxification cohort, not adults with back pain"}
-LARGE_EFFECT, VERY_LARGE_EFFECT = 2.0, 5.0  # GRADE's ratio thresholds for upgrading
+LARGE_EFFECT, VERY_LARGE_EFFECT = 2.0, 5.0
+SUBSTANTIAL_I2 = 50.0  # percent: the Cochrane Handbook's "may represent substantial"  # GRADE's ratio thresholds for upgrading
 RATING_OF = {v: k for k, v in GRADE_RATINGS.items()}
 
 
@@ -124,13 +125,13 @@ def imprecision(findings: Sequence[Finding], ests: dict[str, Estimand], checks: 
 
 
 def inconsistency(findings: Sequence[Finding], ests: dict[str, Estimand]) -> Domain:
-    """Serious when a pooled result is heterogeneous (I² > 50%, or a prediction interval
+    """Serious when a pooled result is heterogeneous (I² over 50%, or a prediction interval
     that crosses the null while its CI does not) or findings point in opposite directions."""
     reasons = []
     for f in findings:
-        i2 = f.extra.get("I2")
-        if i2 is not None and i2 > 0.5:
-            reasons.append(f"{f.estimand}: I² = {100 * i2:.0f}%")
+        i2 = f.extra.get("I2")  # percent, as metafor reports it
+        if i2 is not None and i2 > SUBSTANTIAL_I2:
+            reasons.append(f"{f.estimand}: I² = {i2:.0f}%")
         e = ests[f.estimand]
         lo, hi = f.extra.get("pi_low"), f.extra.get("pi_high")
         if e.null is not None and lo is not None and hi is not None and _has_ci(f):

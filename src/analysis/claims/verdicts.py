@@ -188,6 +188,9 @@ def _level(check, ev, order) -> CheckResult:
         return f.ci_high if _has_ci(f) else f.estimate
 
     t, c = check.at_least, check.contradicted_below
+    # say what was compared: a CI limit, or a point estimate where there is no CI
+    low_word = "lower limit" if all(_has_ci(f) for f in fs) else "lower limit (or estimate)"
+    high_word = "upper limit" if all(_has_ci(f) for f in fs) else "upper limit (or estimate)"
     if c is not None and any(hi(f) < c for f in fs):
         bad = [f for f in fs if hi(f) < c]
         return CheckResult(
@@ -204,7 +207,7 @@ def _level(check, ev, order) -> CheckResult:
         return CheckResult(
             "level",
             SUPPORTED,
-            f"Every lower limit is at least {t:g}: " + "; ".join(_fmt(f) for f in fs) + ".",
+            f"Every {low_word} is at least {t:g}: " + "; ".join(_fmt(f) for f in fs) + ".",
             _by_priority(fs, order)[0],
             fs,
             notes,
@@ -213,7 +216,7 @@ def _level(check, ev, order) -> CheckResult:
         return CheckResult(
             "level",
             NOT_SUPPORTED,
-            f"Every upper limit is below {t:g}: " + "; ".join(_fmt(f) for f in fs) + ".",
+            f"Every {high_word} is below {t:g}: " + "; ".join(_fmt(f) for f in fs) + ".",
             _by_priority(fs, order)[0],
             fs,
             notes,

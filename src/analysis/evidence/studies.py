@@ -393,7 +393,7 @@ def evidence_findings(
     for key, pg in pooled.items():
         rep, dl = pg.reml.reported(), pg.dl.reported()
         caveats = [f"random-effects (REML) pool of {pg.reml.k} studies; I² = {pg.reml.I2:.0f}%"]
-        if pg.reml.k < 5:
+        if pg.reml.k < FEW_STUDIES:
             caveats.append("few studies: tau² and the prediction interval are imprecise")
         findings.append(
             Finding(
@@ -407,7 +407,7 @@ def evidence_findings(
                 measure=pg.measure,
                 null_value=_NULLS.get(pg.measure),
                 n=pg.n_total,
-                design=f"random-effects meta-analysis of {pg.reml.k} published results",
+                design=f"random-effects meta-analysis of {pg.reml.k} {_members(studies, pg)}",
                 caveats=caveats,
                 extra={
                     "pool_group": key,
@@ -431,6 +431,15 @@ def evidence_findings(
     for _, r in singles.iterrows():
         findings.append(_study_finding(r, eff))
     return findings
+
+
+FEW_STUDIES = 5  # below this, tau² and the prediction interval are imprecise
+
+
+def _members(studies: pd.DataFrame, pg: PooledGroup) -> str:
+    """'RCTs' when every pooled study is a randomised trial, else 'published results'."""
+    designs = studies.set_index("study_id").loc[list(pg.study_ids), "design"]
+    return "RCTs" if designs.str.contains("RCT").all() else "published results"
 
 
 def study_finding(studies: pd.DataFrame, study_id: str) -> Finding:
