@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.core.findings import Finding, estimand_info
-from analysis.models.design import prepare_model_columns, survey_design
+from analysis.models.design import model_measure_set, prepare_model_columns, survey_design
 from analysis.survey.design import SurveyDesign
 from analysis.survey.regression import svyglm
 
@@ -227,13 +227,15 @@ def benzodiazepines_and_pain(
     source = str(df["source"].iloc[0]) if "source" in df.columns and len(df) else "unknown"
     drug = drug or drug_column(df)
     truth = truth or {}
-    out, used, absent = prepare_model_columns(df)
+    measures, _ = model_measure_set(df)
+    out, used, absent = prepare_model_columns(df, measures)
     res = BenzodiazepineResult(source, drug, len(df), [], absent, level=level)
     if drug is None or drug not in df.columns or "back_pain_any" not in out.columns:
         res.drug = None
         return res
     out["drug"] = out[drug].astype("float64")
-    terms = (["gad7"] if "gad7" in out.columns else []) + used
+    anxiety = measures["exposure_term"]
+    terms = ([anxiety] if anxiety in out.columns else []) + used
     res.covariates = terms
     # one analysed domain for both models: rows with every model column observed
     need = ["back_pain_any", "drug", *terms]
