@@ -22,8 +22,8 @@ from analysis.claims.verdicts import evaluate_claims
 from analysis.data.schema import categorical_dtype, gad7_category, phq8_category
 from analysis.models import figures
 from analysis.models.anxiety_pain import anxiety_and_pain
-from analysis.models.comorbidity import chronic_back_pain, comorbidity
-from analysis.models.design import survey_design
+from analysis.models.comorbidity import back_pain_exposure, comorbidity
+from analysis.models.design import choose_measure_set, survey_design
 
 N_STRATA, N_PSU = 30, 6
 P_GAD_EXPOSED, P_GAD_UNEXPOSED = 0.18, 0.06  # true PR 3.0
@@ -178,7 +178,10 @@ def test_comorbidity_uses_one_design_with_domains(c1_world):
     """Same numbers as the survey core's domain estimate on the full design (no subsetting)."""
     res = comorbidity(c1_world)
     df = c1_world.copy()
-    exposure, _, _ = chronic_back_pain(df)
+    gad7, _ = choose_measure_set(
+        "comorbidity", lambda s: s["outcomes"][0]["column"] == "gad7_score"
+    )
+    exposure, _, _ = back_pain_exposure(df, gad7)
     df["exp"] = exposure
     df["g"] = (df["gad7_score"].astype("float64") >= 10).astype("float64")
     df.loc[df["gad7_score"].isna(), "g"] = np.nan
@@ -198,8 +201,13 @@ def test_comorbidity_findings_pass_registry_checks(c1_world):
     }
     verdicts = {v.claim_id: v.verdict for v in evaluate_claims(fs)}
     assert verdicts["C1"] == "insufficient evidence"  # synthetic never counts
-    nhis = res.to_findings("nhis")
+    nhis_all = res.to_findings("nhis")
+    nhis = [f for f in nhis_all if f.measured]
     assert len(nhis) == 4 and {f.measure for f in nhis} == {"proportion", "prevalence ratio"}
+    # the NHIS 2017 set's keys: not measured here (no low back pain item), said so
+    unmeasured = [f for f in nhis_all if not f.measured]
+    assert len(unmeasured) == 6 and all(f.estimand.endswith("_3m") for f in unmeasured)
+    assert {f.extra["missing_column"] for f in unmeasured} == {"low_back_pain_3m"}
     c1 = next(v for v in evaluate_claims(nhis) if v.claim_id == "C1")
     # both checks support it, but four of C1's nine primary estimands are too few
     assert [c["verdict"] for c in c1.checks] == ["supported", "supported"]

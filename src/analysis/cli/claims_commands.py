@@ -40,13 +40,13 @@ LedgerOption = Annotated[
 ]
 
 
-def _verdicts(reports: Path | None, registry: Path | None):
+def _verdicts(reports: Path | None, registry: Path | None, *, require_findings: bool = True):
     from analysis.claims.registry import load_registry
     from analysis.claims.verdicts import collect_findings, evaluate_claims
     from analysis.core.paths import reports_dir
 
     folder = Path(reports) if reports is not None else reports_dir()
-    if not any(folder.glob("*/findings/*.json")):
+    if require_findings and not any(folder.glob("*/findings/*.json")):
         raise typer.BadParameter(
             f"{folder} holds no <source>/findings/*.json: build first with `painanx run`",
             param_hint="--reports",
@@ -75,7 +75,7 @@ def claims_command(
     folder = Path(reports) if reports is not None else reports_dir()
     check_writable(folder / "claims.json")
     check_writable(folder / "claims.csv")
-    folder, _, verdicts = _verdicts(folder, registry)
+    folder, _, verdicts = _verdicts(folder, registry, require_findings=False)
     pj, pc = write_claims(verdicts, folder / "claims.json", folder / "claims.csv")
     typer.echo(verdicts.summary())
     typer.echo(f"wrote {pj} and {pc}")

@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.core.findings import Finding, estimand_info
-from analysis.models.design import prepare_model_columns, survey_design
+from analysis.data.nhis.codebook import nhis_codebook
+from analysis.models.design import model_measure_set, prepare_model_columns, survey_design
 from analysis.survey.design import SurveyDesign
 from analysis.survey.regression import svyglm
 
@@ -76,6 +77,7 @@ class BenzodiazepineResult:
     true_crude_or: float | None = None  # synthetic world: census crude OR
     level: float = 0.95
     fits: dict = field(default_factory=dict, repr=False)
+    why_not_measured: str = ""  # the survey's reason, where it gives one
 
     @property
     def measured(self) -> bool:
@@ -102,7 +104,7 @@ class BenzodiazepineResult:
     def summary(self) -> str:
         if not self.measured:
             return (
-                f"Source '{self.source}' measures none of {list(DRUG_COLUMNS)}: "
+                f"{self.why_not_measured or self.not_measured_text()}: "
                 "the drug-back pain association cannot be estimated."
             )
         lvl = f"{100 * self.level:g}%"
@@ -129,6 +131,9 @@ class BenzodiazepineResult:
             "no survey model answers whether it relieves pain."
         )
         return "\n".join(lines)
+
+    def not_measured_text(self) -> str:
+        return f"Source '{self.source}' measures none of {list(DRUG_COLUMNS)}"
 
     def distance(self, model: str) -> float:
         est = getattr(self, model)
@@ -165,7 +170,8 @@ class BenzodiazepineResult:
                     null_value=1.0,
                     design="cross-sectional survey",
                     measured=False,
-                    caveats=[f"None of {list(DRUG_COLUMNS)} is measured in '{self.source}'."],
+                    caveats=[f"None of {list(DRUG_COLUMNS)} is measured in '{self.source}'."]
+                    + ([f"{self.why_not_measured}."] if self.why_not_measured else []),
                     notebook=notebook,
                 )
             ]
@@ -199,6 +205,22 @@ class BenzodiazepineResult:
         ]
 
 
+def no_drug_item_reason(df: pd.DataFrame) -> str:
+    """Why an NHIS frame has no anxiety-medication item, in the codebook's words for each of
+    its survey years ('' for other sources, or when the codebook gives no reason)."""
+    if "source" not in df.columns or not len(df) or df["source"].iloc[0] != "nhis":
+        return ""
+    if "survey_year" not in df.columns:
+        return ""
+    book = nhis_codebook()
+    years = sorted(int(y) for y in df["survey_year"].dropna().unique() if int(y) in book.years)
+    reasons = {y: book.column_status("anxiety_medication", y) for y in years}
+    missing = {y: reason for y, (status, reason) in reasons.items() if status is None}
+    if not missing:
+        return ""
+    return "; ".join(f"NHIS {y} has no anxiety-medication item ({r})" for y, r in missing.items())
+
+
 def drug_column(df: pd.DataFrame) -> str | None:
     """The drug indicator the source measures: benzodiazepine use first, else anxiety medication."""
     for col in DRUG_COLUMNS:
@@ -227,13 +249,16 @@ def benzodiazepines_and_pain(
     source = str(df["source"].iloc[0]) if "source" in df.columns and len(df) else "unknown"
     drug = drug or drug_column(df)
     truth = truth or {}
-    out, used, absent = prepare_model_columns(df)
+    measures, _ = model_measure_set(df)
+    out, used, absent = prepare_model_columns(df, measures)
     res = BenzodiazepineResult(source, drug, len(df), [], absent, level=level)
     if drug is None or drug not in df.columns or "back_pain_any" not in out.columns:
         res.drug = None
+        res.why_not_measured = "" if drug else no_drug_item_reason(df)
         return res
     out["drug"] = out[drug].astype("float64")
-    terms = (["gad7"] if "gad7" in out.columns else []) + used
+    anxiety = measures["exposure_term"]
+    terms = ([anxiety] if anxiety in out.columns else []) + used
     res.covariates = terms
     # one analysed domain for both models: rows with every model column observed
     need = ["back_pain_any", "drug", *terms]

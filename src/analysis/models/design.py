@@ -12,7 +12,8 @@ conservative) rather than failing or silently dropping it. A HELP-like frame (we
 stratum, PSU = person) becomes an unstratified person-clustered design.
 
 Definitions (who counts as chronic back pain, BMI groups, reference levels, registry keys)
-live in ``resources/associations.yaml``.
+live in ``resources/associations.yaml``, one measure set per way the surveys asked about pain
+and anxiety (`choose_measure_set`).
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ import pandas as pd
 import yaml
 
 from analysis.survey.design import SurveyDesign
-
-GAD7_LEVELS = ("none", "mild", "moderate", "severe")
 
 
 class AssociationError(ValueError):
@@ -110,27 +109,63 @@ def categorical(values: pd.Series, categories, reference=None) -> pd.Series:
     return out.cat.remove_unused_categories()
 
 
-def prepare_model_columns(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str], dict[str, str]]:
-    """Add the model's derived columns; return (frame, covariate terms used, absent covariates)."""
+def choose_measure_set(analysis: str, measures) -> tuple[dict, list[dict]]:
+    """(the first measure set of ``analysis`` for which ``measures(set)`` is true, else the
+    first set; the other sets). ``analysis``: 'comorbidity' or 'anxiety_pain'."""
+    section = load_spec()[analysis]
+    first = {k: v for k, v in section.items() if k != "other_measure_sets"}
+    sets = [first, *section.get("other_measure_sets", [])]
+    chosen = next((s for s in sets if measures(s)), sets[0])
+    return chosen, [s for s in sets if s is not chosen]
+
+
+def model_measure_set(df: pd.DataFrame) -> tuple[dict, list[dict]]:
+    """The ``anxiety_pain`` measure set of a tidy frame: the first whose outcome it measures."""
+    return choose_measure_set("anxiety_pain", lambda s: s["outcome"] in df.columns)
+
+
+def relabel(values: pd.Series, levels: dict[str, list]) -> pd.Series:
+    """Each value renamed to the level that lists it (``{level: [values]}``); others NaN."""
+    mapping = {v: level for level, values_of in levels.items() for v in values_of}
+    return values.astype("object").map(mapping)
+
+
+def prepare_model_columns(
+    df: pd.DataFrame, measures: dict
+) -> tuple[pd.DataFrame, list[str], dict[str, str]]:
+    """Add the model's derived columns for one measure set of ``anxiety_pain``; return
+    (frame, covariate terms used, absent covariates).
+
+    ``back_pain_any``: the outcome as 0/1 (a severity: any level but ``no_pain_level``); the
+    exposure as a categorical ``<exposure_term>`` (reference first), its step
+    ``<exposure_term>_step`` (0, 1, ...) and, if the set has one, its collapsed version.
+    """
     spec = load_spec()["anxiety_pain"]
     out = df.copy()
-    if spec["outcome"] in out.columns:
-        sev = out[spec["outcome"]]
-        out["back_pain_any"] = (
-            (sev != spec["no_pain_level"]).astype("float64").where(sev.notna().to_numpy(), np.nan)
-        )
-    if spec["exposure"] in out.columns:
-        g = out[spec["exposure"]]
-        out["gad7"] = categorical(g, GAD7_LEVELS, "none")
-        step = g.astype("object").map({lv: i for i, lv in enumerate(GAD7_LEVELS)})
-        out["gad7_step"] = pd.to_numeric(step, errors="coerce").astype("float64")
-        three = g.astype("object").map(
-            {"none": "none", "mild": "mild", "moderate": "moderate+", "severe": "moderate+"}
-        )
-        out["gad7_3"] = categorical(three, ["none", "mild", "moderate+"], "none")
+    outcome = measures["outcome"]
+    if outcome in out.columns:
+        y = out[outcome]
+        if "no_pain_level" in measures:
+            out["back_pain_any"] = (
+                (y != measures["no_pain_level"])
+                .astype("float64")
+                .where(y.notna().to_numpy(), np.nan)
+            )
+        else:
+            out["back_pain_any"] = as_float(y)
+    if measures["exposure"] in out.columns:
+        g = out[measures["exposure"]]
+        term, levels = measures["exposure_term"], measures["exposure_levels"]
+        reference = next(iter(levels))
+        out[term] = categorical(relabel(g, levels), list(levels), reference)
+        step = relabel(g, levels).map({lv: i for i, lv in enumerate(levels)})
+        out[f"{term}_step"] = pd.to_numeric(step, errors="coerce").astype("float64")
+        if "collapsed" in measures:
+            c = measures["collapsed"]
+            out[c["term"]] = categorical(relabel(g, c["levels"]), list(c["levels"]), reference)
     used: list[str] = []
     absent: dict[str, str] = {}
-    for name, cov in spec["covariates"].items():
+    for name, cov in measures["covariates"].items():
         col = cov["column"]
         if col not in out.columns:
             absent[name] = col
@@ -149,7 +184,9 @@ def prepare_model_columns(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str], di
         elif name == "depression":
             s = as_float(out[col])
             out[term] = s
-            out["phq8_ge10"] = (s >= spec["depression_at_least"]).astype("float64").where(s.notna())
+            if "depression_at_least" in measures:
+                at_least = measures["depression_at_least"]
+                out["phq8_ge10"] = (s >= at_least).astype("float64").where(s.notna())
         elif name == "activity":
             levels = ["inactive", "insufficiently active", "active"]
             out[term] = categorical(out[col], levels, cov["reference"])

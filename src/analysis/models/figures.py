@@ -8,6 +8,8 @@ gets a blank panel that says so.
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -16,7 +18,6 @@ import seaborn as sns
 from analysis.models.anxiety_pain import AnxietyPainResult
 from analysis.models.benzodiazepines import BenzodiazepineResult
 from analysis.models.comorbidity import ComorbidityResult
-from analysis.models.design import load_spec
 from analysis.models.mediation import EFFECTS, MediationResult
 from analysis.models.within_person import person_waves
 
@@ -71,15 +72,15 @@ def _forest(
 def comorbidity(result: ComorbidityResult, ax=None):
     """Bar chart: prevalence with 95% CIs in each group, one pair of bars per outcome."""
     ax = _axes(ax, (7, 4))
-    spec = load_spec()["comorbidity"]
+    measures = result.measures
     t = result.table
     if t.empty:
         return _not_measured(ax)
     long = []
     for _, r in t.iterrows():
         for grp, key in (
-            (spec["exposed_label"], "p_exposed"),
-            (spec["unexposed_label"], "p_unexposed"),
+            (measures["exposed_label"], "p_exposed"),
+            (measures["unexposed_label"], "p_unexposed"),
         ):
             long.append(
                 {
@@ -110,11 +111,12 @@ def comorbidity(result: ComorbidityResult, ax=None):
             color="black",
             capsize=4,
         )
-    ax.set_xticks(np.arange(len(outcomes)), outcomes)
-    ax.legend()
+    ax.set_xticks(np.arange(len(outcomes)), [textwrap.fill(o, 24) for o in outcomes])
+    ax.set_ylim(0, 1.3 * long["hi"].max())  # room for the legend above the bars
+    ax.legend(loc="upper right")
     ax.set_ylabel("weighted prevalence, % (95% CI)")
     ax.set_xlabel("")
-    ax.set_title(f"Anxiety with vs without chronic back pain ({result.source})")
+    ax.set_title(f"{measures['title']} ({result.source})")
     return ax.figure
 
 
@@ -122,7 +124,8 @@ def comorbidity(result: ComorbidityResult, ax=None):
 
 
 def predicted_probabilities(result: AnxietyPainResult, ax=None):
-    """Standardised probability of any back pain by GAD-7 category, with 95% CIs."""
+    """Standardised probability of back pain by anxiety level (GAD-7 category, or how often
+    nervous), with 95% CIs."""
     ax = _axes(ax, (6, 4))
     p = result.predicted
     if p.empty:
@@ -140,8 +143,9 @@ def predicted_probabilities(result: AnxietyPainResult, ax=None):
         color="black",
         capsize=4,
     )
-    ax.set_xlabel("GAD-7 category")
-    ax.set_ylabel("any back pain, % (standardised, 95% CI)")
+    measures = result.measures
+    ax.set_xlabel(measures["exposure_axis"])
+    ax.set_ylabel(f"{measures['outcome_label']}, % (standardised, 95% CI)")
     ax.set_title(f"Predicted back pain by anxiety level ({result.source})")
     return ax.figure
 

@@ -1,13 +1,19 @@
 """Descriptive tables and figures for the data-overview notebook (01_data_overview).
 
 Plain descriptions of a tidy frame: how many people, what the weights look like, what is
-missing. No inference here; design-based estimates live in the survey core.
+missing, which pain and anxiety measures it has. No inference here; design-based estimates
+live in the survey core.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from analysis.data.schema import column_specs, is_measured
+
+# the schema groups of the measures the claims are about
+MEASURE_GROUPS = ("pain", "anxiety", "distress", "depression")
 
 
 def sample_summary(df: pd.DataFrame) -> pd.DataFrame:
@@ -64,6 +70,18 @@ def missingness_table(df: pd.DataFrame) -> pd.DataFrame:
             "percent missing": (100.0 * missing / n).round(2).to_numpy() if n else np.nan,
         }
     )
+
+
+def measures_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The pain, anxiety, distress and depression columns a source measures, with what each
+    asks (``resources/schema.yaml``): the surveys ask differently (NHIS 2017: low back pain
+    and the K6 nervousness item, not the GAD-7), and the later notebooks use these."""
+    rows = [
+        (name, spec.group, spec.description)
+        for name, spec in column_specs().items()
+        if spec.group in MEASURE_GROUPS and is_measured(df, name)
+    ]
+    return pd.DataFrame(rows, columns=["column", "group", "what it measures"])
 
 
 def histogram(df: pd.DataFrame, column: str, *, weight: str | None = "weight", bins: int = 30):
