@@ -104,7 +104,13 @@ def test_inconsistency_from_i2_prediction_interval_and_opposite_directions():
     pi = {"I2": 30.0, "pi_low": -35.0, "pi_high": 5.0}
     assert "prediction interval" in inconsistency([F(key, -15, -20, -12, extra=pi)], E).reason
     opposite = [F(key, -15, -20, -12), F("massage_vs_control_pain", 8, 3, 12)]
-    assert "opposite directions" in inconsistency(opposite, E).reason
+    assert "opposite sides of the claim" in inconsistency(opposite, E).reason
+    # agreeing findings on scales that move in opposite ways are consistent
+    agree = [
+        F("or_low_back_pain_3m_nervous_most_plus", 3.0, 2.5, 3.5, source="nhis"),
+        F("within_person_bodily_pain_per_nervousness_step", -3.0, -4.0, -2.0, source="help"),
+    ]
+    assert inconsistency(agree, E).rating == "not serious"
 
 
 def test_indirectness_from_proxies_indirect_comparisons_and_populations():

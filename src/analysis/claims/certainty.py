@@ -142,12 +142,14 @@ def inconsistency(findings: Sequence[Finding], ests: dict[str, Estimand]) -> Dom
         e = ests[f.estimand]
         if e.null is None or e.direction == "none" or not _has_ci(f):
             continue
+        # judged against each estimand's own claimed direction (a pain score falls where
+        # an odds ratio rises)
         if f.ci_low > e.null:
-            sides.add("greater")
+            sides.add("claimed" if e.direction == "greater" else "opposite")
         elif f.ci_high < e.null:
-            sides.add("less")
+            sides.add("claimed" if e.direction == "less" else "opposite")
     if len(sides) > 1:
-        reasons.append("findings exclude the null in opposite directions")
+        reasons.append("findings exclude the null on opposite sides of the claim")
     if not reasons:
         return Domain(
             "not serious", "No heterogeneity flagged and no findings in opposite directions.", True
