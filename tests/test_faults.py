@@ -524,6 +524,18 @@ def test_identical_builds_give_identical_pages(project):
         assert second[name] == text, f"{name} differs between two identical builds"
 
 
+def test_printed_output_is_one_block_however_the_kernel_sends_it(project):
+    printing = 'import time\nprint("first", flush=True)\ntime.sleep(0.5)\nprint("second")'
+    project.plan(["help"], printer=(printing, ["help"], []))
+    assert project.build().exit_code == 0
+    nb = nbformat.read(project.reports / "help" / "printer.ipynb", as_version=4)
+    assert nb.cells[-1].outputs == [
+        nbformat.v4.new_output("stream", name="stdout", text="first\nsecond\n")
+    ]
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert [c.id for c in injected] == ["injected-parameters"]
+
+
 def test_the_within_between_figure_is_the_same_every_time():
     import matplotlib.pyplot as plt
 

@@ -175,7 +175,7 @@ def _papermill(
         return nbformat.v4.new_notebook(), error
     if partial_nb.exists() and partial_nb.stat().st_size > 0:
         nb = nbformat.read(str(partial_nb), as_version=4)
-        _stable_injected_cell_id(nb)
+        _same_every_build(nb)
         nbformat.write(nb, str(partial_nb))
         os.replace(partial_nb, final_nb)
         return nb, error
@@ -184,12 +184,27 @@ def _papermill(
     return nbformat.v4.new_notebook(), error
 
 
-def _stable_injected_cell_id(nb) -> None:
-    """papermill gives the cell it injects a random id; a fixed one keeps pages identical from
-    one build to the next."""
+def _same_every_build(nb) -> None:
+    """Remove what varies between two runs of the same notebook: papermill gives the cell it
+    injects a random id (a fixed one here), and the kernel splits a cell's printed output into
+    stream messages as timing goes (adjacent ones are joined, as JupyterLab shows them)."""
     for cell in nb.cells:
         if INJECTED_TAG in cell.get("metadata", {}).get("tags", []):
             cell["id"] = INJECTED_TAG
+        outputs = []
+        for output in cell.get("outputs", []):
+            previous = outputs[-1] if outputs else None
+            if (
+                output.get("output_type") == "stream"
+                and previous is not None
+                and previous.get("output_type") == "stream"
+                and previous.get("name") == output.get("name")
+            ):
+                previous["text"] += output["text"]
+            else:
+                outputs.append(output)
+        if "outputs" in cell:
+            cell["outputs"] = outputs
 
 
 def _export_page(
