@@ -11,6 +11,7 @@ wait is bounded by WAIT_S and ordered by files and messages, never by sleeping.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -207,12 +208,12 @@ def project(tmp_path, monkeypatch) -> Project:
 
 @pytest.fixture
 def sleeper_project(project) -> Project:
-    """A sleeper on the synthetic source and a quick notebook on HELP, built once (the sleeper
-    released), so each test starts from a complete site."""
+    """A sleeper on the synthetic source and a notebook writing a finding on HELP, built once
+    (the sleeper released), so each test starts from a complete site."""
     project.plan(
         ["synthetic", "help"],
         sleeper=(SLEEPER, ["synthetic"], []),
-        quick=(PRINT, ["help"], []),
+        finding=(WRITE_FINDING, ["help"], []),
     )
     project.release()
     assert project.build().exit_code == 0
@@ -255,14 +256,16 @@ def test_first_ctrl_c_lets_running_notebooks_finish_records_them_and_exits_130(s
     # what was running finished and is recorded; what had not started did not start
     entries = manifest_entries(p.reports)
     assert entries["synthetic/sleeper"]["status"] == "ok"
-    assert p.status() == {"synthetic/sleeper": "ok", "help/quick": "interrupted"}
+    assert p.status() == {"synthetic/sleeper": "ok", "help/finding": "interrupted"}
     index = (p.reports / "index.html").read_text()
     assert "stopped by Ctrl-C" in index and "stopped (Ctrl-C)" in index
     # the earlier build's record and page of the notebook that did not start are kept
-    assert entries["help/quick"]["status"] == "ok"
-    assert (p.reports / "help" / "quick.html").read_bytes() == earlier["help/quick.html"]
+    assert entries["help/finding"]["status"] == "ok"
+    assert (p.reports / "help" / "finding.html").read_bytes() == earlier["help/finding.html"]
     assert set(earlier) <= set(p.pages())
     assert p.leftovers() == []
+    # its findings are still up to date: they stay in the verdicts' input
+    assert "fixture_ratio" in (p.reports / "findings.csv").read_text()
 
 
 def test_second_ctrl_c_stops_the_kernels_at_once_and_leaves_no_partial_file(sleeper_project):
@@ -283,8 +286,8 @@ def test_second_ctrl_c_stops_the_kernels_at_once_and_leaves_no_partial_file(slee
     assert p.leftovers() == []
     entries = manifest_entries(p.reports)
     assert "synthetic/sleeper" not in entries  # a stopped run is not recorded: it re-runs
-    assert entries["help/quick"]["status"] == "ok"
-    assert p.status() == {"synthetic/sleeper": "interrupted", "help/quick": "interrupted"}
+    assert entries["help/finding"]["status"] == "ok"
+    assert p.status() == {"synthetic/sleeper": "interrupted", "help/finding": "interrupted"}
     assert "stopped by Ctrl-C while running" in (p.reports / "index.html").read_text()
     assert set(earlier) <= set(p.pages())  # the earlier pages are still there
 
@@ -292,7 +295,7 @@ def test_second_ctrl_c_stops_the_kernels_at_once_and_leaves_no_partial_file(slee
     again = p.build()
     assert _outcomes(again) == {
         "synthetic/sleeper": "ran",
-        "help/quick": "cached",
+        "help/finding": "cached",
     }
 
 
@@ -304,7 +307,9 @@ def test_a_killed_build_leaves_partial_files_that_the_next_build_removes(sleeper
     p.wait_for(partial.exists, "partial notebook", build)
     build.kill()  # no chance to clean up
     build.wait(timeout=WAIT_S)
-    os.killpg(kernel, signal.SIGKILL)  # the orphaned kernel (in a session of its own)
+    # the orphaned kernel, in a session of its own (it may already have noticed and quit)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(kernel, signal.SIGKILL)
     stale_tmp = p.reports / ".claims.json.x1y2z3.tmp"
     stale_tmp.write_text("half")
     assert p.leftovers() == [".claims.json.x1y2z3.tmp", "synthetic/.sleeper.partial.ipynb"]
@@ -317,7 +322,7 @@ def test_a_killed_build_leaves_partial_files_that_the_next_build_removes(sleeper
     # the killed run had dropped its record when it started: it runs again
     assert _outcomes(again) == {
         "synthetic/sleeper": "ran",
-        "help/quick": "cached",
+        "help/finding": "cached",
     }
 
 

@@ -89,6 +89,7 @@ def execute_notebook(
 
     started = time.perf_counter()
     run.started_at = time.time()
+    run.current = False
     try:
         nb, error = _papermill(task, final_nb, notebooks_dir, kernel_name, cell_timeout, stop)
     finally:

@@ -57,8 +57,9 @@ class NotebookRun:
     parameters: dict = field(default_factory=dict)
     started_at: float | None = None  # epoch seconds, for runs executed in this build
     finished_at: float | None = None
-    # its page and findings belong to this build: it ran successfully now, or its fingerprint
-    # matches a successful earlier run (only these findings reach the verdicts)
+    # its page and findings belong to this build: it ran successfully now, or it did not run
+    # and its fingerprint matches a successful earlier run (only these findings reach the
+    # verdicts)
     current: bool = False
 
     @property

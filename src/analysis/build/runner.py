@@ -261,13 +261,12 @@ def _plan_runs(
             selected = source_name in selection.selected and (
                 only_names is None or spec.name in only_names
             )
-            if not selected:
-                run.current = is_current
-            elif settings.force or not is_current:
+            run.current = is_current  # until it runs (again) in this build
+            if selected and (settings.force or not is_current):
                 to_run[run.key] = task
-            else:
+            elif selected:
                 previous = manifest.entry(run.key)
-                run.status, run.reason, run.current = CACHED, "up to date", True
+                run.status, run.reason = CACHED, "up to date"
                 run.duration_s = previous.get("duration_s")
                 run.page, run.executed = previous.get("page"), previous.get("executed")
     return list(runs.values()), to_run
@@ -387,7 +386,7 @@ def _run_notebooks(
         ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="painanx-nb") as pool,
     ):
         while pending or running:
-            if stop.stopping:
+            if stop.stopping:  # what did not start keeps its earlier outputs (and currency)
                 for key in pending:
                     by_key[key].status = INTERRUPTED
                     by_key[key].reason = "not started: the build was stopped by Ctrl-C"
@@ -419,7 +418,7 @@ def _run_notebooks(
                 bar.set_postfix_str(", ".join(sorted(running.values())), refresh=True)
             if not running:
                 for key in pending:  # cannot happen with a valid plan; never spin forever
-                    by_key[key].status = SKIPPED
+                    by_key[key].status, by_key[key].current = SKIPPED, False
                     by_key[key].reason = "its dependencies could not be scheduled"
                 pending.clear()
                 continue
@@ -438,6 +437,7 @@ def _skip_after_failed_dependency(run: NotebookRun, dependencies: list[NotebookR
         return False
     outcome = "failed" if blocked[0].status == FAILED else "did not build"
     run.status, run.reason = SKIPPED, f"depends on {blocked[0].notebook}, which {outcome}"
+    run.current = False
     return True
 
 
