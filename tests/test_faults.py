@@ -21,7 +21,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -104,6 +106,9 @@ class Project:
         self.reports = root / "reports"
         self.signals = root / "signals"
         self.plan_path = root / "plan.yaml"
+        # the temporary and runtime folder of `start`ed builds: a killed build's kernel leaves
+        # its sockets there (a short path: socket names are limited to ~100 characters)
+        self.scratch = Path(tempfile.mkdtemp(prefix="painanx-test-"))
         for folder in (self.notebooks, self.signals, root / "data"):
             folder.mkdir()
         (root / "data" / "help.csv").write_text("id,pain\n1,3\n")
@@ -144,6 +149,7 @@ class Project:
         """`painanx run` in a new process; its output goes to files (read with `stderr`)."""
         env = {**os.environ, "PAINANX_HOME": str(self.root)}
         env["PAINANX_TEST_SIGNALS"] = str(self.signals)
+        env["TMPDIR"] = env["JUPYTER_RUNTIME_DIR"] = str(self.scratch)
         command = [sys.executable, "-c", "from analysis.cli import main; main()"]
         return subprocess.Popen(
             [*command, *self.cli_args(*extra)],
@@ -200,10 +206,12 @@ class Project:
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch) -> Project:
+def project(tmp_path, monkeypatch) -> Iterator[Project]:
     monkeypatch.setenv("PAINANX_HOME", str(tmp_path))
     monkeypatch.setenv("PAINANX_TEST_SIGNALS", str(tmp_path / "signals"))
-    return Project(tmp_path)
+    project = Project(tmp_path)
+    yield project
+    shutil.rmtree(project.scratch, ignore_errors=True)
 
 
 @pytest.fixture
