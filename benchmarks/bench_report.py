@@ -1,8 +1,10 @@
 """Benchmark of `painanx run`: the default build from scratch, then a rebuild with nothing changed.
 
 Prints each notebook's time, the wall time of the whole build (target: <= 30 s on 2 cores for the
-synthetic world of 30,000 adults plus the HELP study) and of the no-change rebuild (target: <= 2 s).
-Builds into a temporary folder, so reports/ is left alone.
+synthetic world of 30,000 adults plus the HELP study) and of the no-change rebuild (target: <= 2 s),
+and the peak memory of the build's whole process tree (this process and the notebook kernels,
+resident memory summed, sampled every 50 ms). Builds into a temporary folder, so reports/ is left
+alone.
 
     python benchmarks/bench_report.py                 # the default build (what `make report` runs)
     python benchmarks/bench_report.py --data synthetic --jobs 2
@@ -14,14 +16,52 @@ import argparse
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+import psutil  # installed with dask[distributed], a dependency
 
 from analysis.build import runner
 from analysis.build.results import BuildResult
 
 BUILD_TARGET_S = 30.0
 REBUILD_TARGET_S = 2.0
+
+
+class PeakMemory:
+    """The largest sum of resident memory of this process and all its descendants, sampled in
+    a background thread while the ``with`` block runs. Pages shared between processes count
+    once per process, so this is an upper bound."""
+
+    def __init__(self, interval_s: float = 0.05):
+        self.interval_s = interval_s
+        self.peak_bytes = 0
+        self.processes_at_peak = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        while not self._done.is_set():
+            total, count = 0, 0
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    total += proc.memory_info().rss
+                    count += 1
+                except psutil.Error:  # ended between listing and reading
+                    continue
+            if total > self.peak_bytes:
+                self.peak_bytes, self.processes_at_peak = total, count
+            self._done.wait(self.interval_s)
 
 
 def timed_build(reports_dir: Path, args) -> tuple[BuildResult, float]:
@@ -46,7 +86,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="painanx-bench-") as tmp:
         reports = Path(tmp) / "reports"
-        first, first_s = timed_build(reports, args)
+        with PeakMemory() as memory:
+            first, first_s = timed_build(reports, args)
         print(f"painanx run from scratch (jobs={args.jobs}) into {reports}")
         print(f"{'notebook':<44} {'status':<8} {'seconds':>8}")
         for run in first.runs:
@@ -60,6 +101,10 @@ def main() -> None:
         print(
             f"{'build wall time':<53} {first_s:8.2f}  (target <= {BUILD_TARGET_S:.0f} s: "
             f"{verdict}; parallel speed-up {executed / first_s:.2f}x)"
+        )
+        print(
+            f"{'peak memory, process tree (resident, summed)':<53} "
+            f"{memory.peak_bytes / 1e9:8.2f}  GB over {memory.processes_at_peak} processes"
         )
         second, second_s = timed_build(reports, args)
         reran = [r.key for r in second.runs if r.status in ("ran", "failed")]

@@ -268,10 +268,13 @@ def test_pending_verdicts_group_findings_by_claim(tmp_path):
 
 def test_bad_verdicts_fail_the_claims_step(tmp_path):
     reports = _with_findings(tmp_path / "reports")
-    outcome = run_claims_step(reports, lambda findings: [{"claim_id": "C1", "verdict": "probably"}])
+    files = [reports / "help" / "findings" / "nb.json"]
+    outcome = run_claims_step(
+        reports, files, lambda findings: [{"claim_id": "C1", "verdict": "probably"}]
+    )
     assert outcome.evaluated is False
     assert "missing keys" in outcome.error
-    outcome = run_claims_step(reports, fake_verdicts)
+    outcome = run_claims_step(reports, files, fake_verdicts)
     assert outcome.evaluated and outcome.verdicts[0]["verdict"] == "partly supported"
 
 

@@ -1,23 +1,24 @@
 """The claims step of a build: this build's findings in, the article's claims judged out.
 
-Reads every ``reports/**/findings/*.json`` the notebooks wrote, writes them all to
+Reads the findings files it is given (the runner gives those of the notebooks that ran
+successfully in this build or were verified up to date by their fingerprint), writes them to
 ``findings.csv``, applies the claims' rules (`analysis.claims.verdicts.evaluate_claims`) and
-writes the verdicts to ``claims.json`` and ``claims.csv``. Without verdicts (no rule given, or
-the rules failed) each claim with findings is listed as pending.
+writes the verdicts to ``claims.json`` and ``claims.csv``, the three files as one set. Without
+verdicts (no rule given, or the rules failed) each claim with findings is listed as pending.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from analysis.build import site
+from analysis.build.workspace import write_texts_together
 from analysis.claims import verdicts
 from analysis.core.findings import Finding, read_findings
-from analysis.core.io import write_text_atomic
 
 FINDINGS_CSV_COLUMNS = (
     "claim_id",
@@ -50,14 +51,14 @@ class ClaimsOutcome:
 
 def run_claims_step(
     reports_dir: str | os.PathLike[str],
+    findings_files: Iterable[Path],
     claims_hook: Callable | None = verdicts.evaluate_claims,
 ) -> ClaimsOutcome:
-    """Read all findings, evaluate the claims with ``claims_hook`` (None: leave them pending);
-    write findings.csv, claims.json and claims.csv."""
+    """Read ``findings_files``, evaluate the claims with ``claims_hook`` (None: leave them
+    pending); write findings.csv, claims.json and claims.csv together."""
     reports_dir = Path(reports_dir)
     outcome = ClaimsOutcome()
-    findings = _read_all_findings(reports_dir, outcome)
-    site.write_csv(reports_dir / "findings.csv", outcome.findings, FINDINGS_CSV_COLUMNS)
+    findings = _read_findings(sorted(findings_files), outcome)
     if claims_hook is not None and outcome.error is None:
         try:
             outcome.verdicts = site.validate_verdicts(claims_hook(findings))
@@ -65,16 +66,23 @@ def run_claims_step(
         except Exception as exc:
             outcome.error = f"evaluate_claims raised {type(exc).__name__}: {exc}"
     rows = outcome.verdicts if outcome.evaluated else _pending_claims(outcome, reports_dir)
-    write_text_atomic(reports_dir / "claims.json", json.dumps(rows, indent=2, default=str) + "\n")
-    site.write_csv(reports_dir / "claims.csv", site.verdict_csv_rows(rows), site.CLAIMS_CSV_COLUMNS)
+    write_texts_together(
+        {
+            reports_dir / "findings.csv": site.csv_text(outcome.findings, FINDINGS_CSV_COLUMNS),
+            reports_dir / "claims.json": json.dumps(rows, indent=2, default=str) + "\n",
+            reports_dir / "claims.csv": site.csv_text(
+                site.verdict_csv_rows(rows), site.CLAIMS_CSV_COLUMNS
+            ),
+        }
+    )
     return outcome
 
 
-def _read_all_findings(reports_dir: Path, outcome: ClaimsOutcome) -> list[Finding]:
-    """The findings of every notebook page, also kept as dicts on ``outcome``; an unreadable
-    file is the step's error (and leaves no findings)."""
+def _read_findings(paths: list[Path], outcome: ClaimsOutcome) -> list[Finding]:
+    """The findings in ``paths``, also kept as dicts on ``outcome``; an unreadable file is the
+    step's error (and leaves no findings)."""
     try:
-        findings = read_findings(sorted(reports_dir.glob("**/findings/*.json")))
+        findings = read_findings(paths)
     except ValueError as exc:
         outcome.error = str(exc)
         findings = []

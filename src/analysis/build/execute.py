@@ -13,14 +13,16 @@ import re
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
 from analysis.build import site
+from analysis.build.interrupt import StopRequests
 from analysis.build.plan import NotebookSpec
-from analysis.build.results import FAILED, RAN, NotebookRun, error_outside_cells
+from analysis.build.results import FAILED, INTERRUPTED, RAN, NotebookRun, error_outside_cells
 from analysis.core import provenance
 from analysis.core.io import write_text_atomic
 from analysis.data.registry import SourceSpec
@@ -28,6 +30,7 @@ from analysis.data.registry import SourceSpec
 DEFAULT_CELL_TIMEOUT_S = 1800
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+INJECTED_TAG = "injected-parameters"  # papermill's tag of the cell it adds
 
 
 @dataclass
@@ -67,28 +70,37 @@ def execute_notebook(
     notebooks_dir: Path,
     kernel_name: str,
     cell_timeout: int = DEFAULT_CELL_TIMEOUT_S,
+    stop: StopRequests | None = None,
 ) -> None:
     """Run one notebook with papermill and export its page; fills ``task.run``.
 
-    A failed run keeps its executed-so-far notebook and still gets a page showing the error.
+    A failed run keeps its executed-so-far notebook and still gets a page showing the error,
+    but no findings. A run stopped by a second Ctrl-C (``stop``) is marked interrupted: it
+    leaves no findings and no partial notebook, and the earlier page and notebook as they were.
     """
     run = task.run
     name = task.spec.name
     task.out_dir.mkdir(parents=True, exist_ok=True)
     final_nb = task.out_dir / f"{name}.ipynb"
     html = task.out_dir / f"{name}.html"
+    findings = task.out_dir / "findings" / f"{name}.json"
     # A re-run must not leave the previous run's findings behind if it fails.
-    (task.out_dir / "findings" / f"{name}.json").unlink(missing_ok=True)
+    findings.unlink(missing_ok=True)
 
     started = time.perf_counter()
     run.started_at = time.time()
-    error = _papermill(task, final_nb, notebooks_dir, kernel_name, cell_timeout)
-    nb = (
-        nbformat.read(str(final_nb), as_version=4)
-        if final_nb.exists()
-        else nbformat.v4.new_notebook()
-    )
+    run.current = False
+    try:
+        nb, error = _papermill(task, final_nb, notebooks_dir, kernel_name, cell_timeout, stop)
+    finally:
+        if stop is not None:
+            stop.run_finished(run.key)
     run.duration_s = time.perf_counter() - started
+    if stop is not None and stop.kernels_stopped:
+        findings.unlink(missing_ok=True)
+        run.status, run.reason = INTERRUPTED, "stopped by Ctrl-C while running"
+        run.finished_at = time.time()
+        return
     task.provenance["built_at"] = provenance.now_utc()
     task.provenance["duration_s"] = run.duration_s
     export_error = _export_page(task, nb, final_nb, html, error)
@@ -97,16 +109,25 @@ def execute_notebook(
     run.finished_at = time.time()
     run.error = error
     run.status = FAILED if error else RAN
+    run.current = not error
+    if error:
+        findings.unlink(missing_ok=True)
     run.page = f"{run.source}/{name}.html" if html.exists() else None
     run.executed = f"{run.source}/{name}.ipynb" if final_nb.exists() else None
 
 
 def _papermill(
-    task: NotebookTask, final_nb: Path, notebooks_dir: Path, kernel_name: str, cell_timeout: int
-) -> dict | None:
+    task: NotebookTask,
+    final_nb: Path,
+    notebooks_dir: Path,
+    kernel_name: str,
+    cell_timeout: int,
+    stop: StopRequests | None,
+):
     """Execute the notebook into ``final_nb`` (kept on failure: the executed-so-far notebook;
     removed when nothing was written, so no stale notebook from an earlier build is shown).
-    Returns the error, if any."""
+    Returns the executed notebook and the error, if any. When the run was stopped (a second
+    Ctrl-C), its partial notebook is removed and ``final_nb`` is left as it was."""
     # papermill starts up slowly (~1 s): imported only when a notebook actually runs, so a
     # rebuild with nothing to run stays quick
     import papermill
@@ -116,6 +137,7 @@ def _papermill(
     partial_nb.unlink(missing_ok=True)
     error: dict | None = None
     kernel_log = tempfile.TemporaryFile(mode="w+b")
+    on_launch = (lambda group: stop.kernel_started(task.run.key, group)) if stop else None
     try:
         papermill.execute_notebook(
             str(task.input_nb),
@@ -126,7 +148,7 @@ def _papermill(
             request_save_on_cell_execute=True,
             start_timeout=120,
             execution_timeout=cell_timeout,
-            kernel_manager_class=_kernel_manager_class(kernel_log),
+            kernel_manager_class=_kernel_manager_class(kernel_log, on_launch),
             # the kernel's working directory, as in JupyterLab (papermill's cwd= uses os.chdir,
             # which is not safe with parallel runs)
             resources={"metadata": {"path": str(notebooks_dir)}},
@@ -148,12 +170,42 @@ def _papermill(
         )
     finally:
         kernel_log.close()
+        if stop is not None and stop.kernels_stopped:
+            partial_nb.unlink(missing_ok=True)
+    if stop is not None and stop.kernels_stopped:
+        return nbformat.v4.new_notebook(), error
     if partial_nb.exists() and partial_nb.stat().st_size > 0:
+        nb = nbformat.read(str(partial_nb), as_version=4)
+        _same_every_build(nb)
+        nbformat.write(nb, str(partial_nb))
         os.replace(partial_nb, final_nb)
-    else:
-        partial_nb.unlink(missing_ok=True)
-        final_nb.unlink(missing_ok=True)
-    return error
+        return nb, error
+    partial_nb.unlink(missing_ok=True)
+    final_nb.unlink(missing_ok=True)
+    return nbformat.v4.new_notebook(), error
+
+
+def _same_every_build(nb) -> None:
+    """Remove what varies between two runs of the same notebook: papermill gives the cell it
+    injects a random id (a fixed one here), and the kernel splits a cell's printed output into
+    stream messages as timing goes (adjacent ones are joined, as JupyterLab shows them)."""
+    for cell in nb.cells:
+        if INJECTED_TAG in cell.get("metadata", {}).get("tags", []):
+            cell["id"] = INJECTED_TAG
+        outputs = []
+        for output in cell.get("outputs", []):
+            previous = outputs[-1] if outputs else None
+            if (
+                output.get("output_type") == "stream"
+                and previous is not None
+                and previous.get("output_type") == "stream"
+                and previous.get("name") == output.get("name")
+            ):
+                previous["text"] += output["text"]
+            else:
+                outputs.append(output)
+        if "outputs" in cell:
+            cell["outputs"] = outputs
 
 
 def _export_page(
@@ -197,13 +249,14 @@ def _source_cell_number(source_nb: Path, executed_index: int) -> int | None:
     return executed_index + (0 if executed_index < injected_at else -1) + 1
 
 
-def _kernel_manager_class(log_file):
+def _kernel_manager_class(log_file, on_launch: Callable[[int], None] | None = None):
     """A kernel manager for one notebook run.
 
     The kernel talks over Unix sockets in the temp folder (IPC), not TCP ports: ports are picked
     by binding and releasing them, which races when many kernels start at once (parallel runs,
     parallel tests) and kills a kernel now and then. Its own stdout/stderr (start-up and shutdown
-    chatter, crash messages) go to ``log_file`` instead of the terminal.
+    chatter, crash messages) go to ``log_file`` instead of the terminal. ``on_launch`` receives
+    the kernel's process group (so a second Ctrl-C can stop it).
     """
     # part of papermill's stack: imported with it, only when a notebook runs
     from jupyter_client.manager import AsyncKernelManager
@@ -226,6 +279,10 @@ def _kernel_manager_class(log_file):
 
         async def _async_launch_kernel(self, kernel_cmd, **kw):
             kw["stdout"] = kw["stderr"] = log_file
-            return await super()._async_launch_kernel(kernel_cmd, **kw)
+            info = await super()._async_launch_kernel(kernel_cmd, **kw)
+            group = getattr(self.provisioner, "pgid", None)
+            if on_launch is not None and group:
+                on_launch(group)
+            return info
 
     return _PainanxKernelManager

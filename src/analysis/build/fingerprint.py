@@ -21,6 +21,11 @@ MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
 
 
+def findings_path(source: str, notebook: str) -> str:
+    """Where a notebook's findings are, relative to reports/ (the name `write_findings` requires)."""
+    return f"{source}/findings/{notebook}.json"
+
+
 def project_relative(path: Path, root: Path) -> str:
     """``path`` relative to the project root, as shown on the pages; absolute when outside it."""
     try:
@@ -57,31 +62,43 @@ class Manifest:
         """The last recorded outcome of ``key`` ("source/notebook"); empty when never built."""
         return self.data["tasks"].get(key, {})
 
-    def is_current(self, key: str, fingerprint: str, reports_dir: Path) -> bool:
-        """Built before with this fingerprint, successfully, and its page and notebook still exist."""
+    def is_current(self, key: str, fingerprint: str | None, reports_dir: Path) -> bool:
+        """Built before with this fingerprint, successfully, and its page, notebook and findings
+        (when it wrote some) still exist."""
         previous = self.entry(key)
+        files = [previous.get("page") or "-", previous.get("executed") or "-"]
+        if previous.get("findings"):
+            files.append(previous["findings"])
         return (
-            previous.get("fingerprint") == fingerprint
+            fingerprint is not None
+            and previous.get("fingerprint") == fingerprint
             and previous.get("status") == "ok"
-            and (reports_dir / (previous.get("page") or "-")).is_file()
-            and (reports_dir / (previous.get("executed") or "-")).is_file()
+            and all((reports_dir / f).is_file() for f in files)
         )
 
-    def record(self, run: NotebookRun, built_at: str | None) -> None:
+    def record(self, run: NotebookRun, built_at: str | None, reports_dir: Path) -> None:
         """Keep a run's outcome; a failure keeps no fingerprint, so it always runs again."""
+        findings = findings_path(run.source, run.notebook)
         self.data["tasks"][run.key] = {
             "status": "ok" if run.status == RAN else "failed",
             "fingerprint": run.fingerprint if run.status == RAN else None,
             "title": run.title,
             "page": run.page,
             "executed": run.executed,
+            "findings": findings if (reports_dir / findings).is_file() else None,
             "duration_s": run.duration_s,
             "built_at": built_at,
             "error": run.error,
         }
 
     def forget(self, key: str) -> None:
+        """Drop a run's record: a run about to start, or whose outputs are no longer this
+        site's (its dependency failed). Until it is recorded again its findings are not used."""
         self.data["tasks"].pop(key, None)
+
+    def vouches_for(self, key: str) -> bool:
+        """The last recorded run of ``key`` succeeded."""
+        return self.entry(key).get("status") == "ok"
 
     def record_build(self, library_sha256: str) -> str:
         """Note the end of a build; returns its time stamp."""

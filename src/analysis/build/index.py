@@ -17,6 +17,7 @@ from analysis.build.plan import NotebookSpec, Plan, SourceSelection
 from analysis.build.results import (
     CACHED,
     FAILED,
+    INTERRUPTED,
     MISSING,
     RAN,
     SKIPPED,
@@ -24,7 +25,7 @@ from analysis.build.results import (
     NotebookRun,
     error_text,
 )
-from analysis.core.io import write_text_atomic
+from analysis.build.workspace import write_texts_together
 from analysis.data.registry import SourceSpec
 
 BUILD_STATUS_COLUMNS = (
@@ -65,7 +66,6 @@ def write_index(
             row["error"] = error_text(row["error"])
         status_rows.extend(rows)
         sections.append(_source_section(name, spec, rows, plan, selection.unavailable))
-    site.write_csv(reports_dir / "build_status.csv", status_rows, BUILD_STATUS_COLUMNS)
     html = site.render_index(
         summary=_summary(status_rows, result),
         failures=failures,
@@ -75,7 +75,14 @@ def write_index(
         provenance=site_provenance,
         built_at=site_provenance["built_at"],
     )
-    return write_text_atomic(reports_dir / "index.html", html)
+    index = reports_dir / "index.html"
+    write_texts_together(
+        {
+            reports_dir / "build_status.csv": site.csv_text(status_rows, BUILD_STATUS_COLUMNS),
+            index: html,
+        }
+    )
+    return index
 
 
 def _index_row(
@@ -111,12 +118,13 @@ def _index_row(
             built_at=prev.get("built_at"),
             error=run.error,
         )
-    elif run is not None and run.status in (SKIPPED, MISSING):
-        row.update(status="missing" if run.status == MISSING else "skipped", reason=run.reason)
+    elif run is not None and run.status in (SKIPPED, MISSING, INTERRUPTED):
+        status = {SKIPPED: "skipped", MISSING: "missing", INTERRUPTED: "interrupted"}[run.status]
+        row.update(status=status, reason=run.reason)
     elif prev:
         row.update(
             status=prev.get("status", "not built"),
-            reason="from an earlier build",
+            reason=_earlier_build_reason(run, prev),
             duration_s=prev.get("duration_s"),
             page=prev.get("page"),
             executed=prev.get("executed"),
@@ -129,6 +137,15 @@ def _index_row(
         if row[link] and not (reports_dir / row[link]).is_file():
             row[link] = None
     return row
+
+
+def _earlier_build_reason(run: NotebookRun | None, prev: Mapping) -> str:
+    """Why a page from an earlier build is shown, and whether its findings count."""
+    if run is not None and run.current:
+        return "from an earlier build, still up to date"
+    if prev.get("findings"):
+        return "from an earlier build, not up to date: its findings are left out of the verdicts"
+    return "from an earlier build"
 
 
 def _failure(row: dict) -> dict:

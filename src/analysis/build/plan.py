@@ -13,7 +13,9 @@ from pathlib import Path
 
 import yaml
 
+from analysis.data.nhis.codebook import nhis_codebook
 from analysis.data.registry import SourceSpec, parse_source_specs, resolve_inputs, source_specs
+from analysis.data.synthetic import SCENARIOS
 
 PLAN_YAML = Path(__file__).resolve().parents[1] / "resources" / "notebooks.yaml"
 NOTEBOOK_KEYS = {"name", "title", "sources", "not_applicable", "depends_on", "inputs"}
@@ -21,6 +23,15 @@ NOTEBOOK_KEYS = {"name", "title", "sources", "not_applicable", "depends_on", "in
 
 class PlanError(ValueError):
     """notebooks.yaml is malformed (the message names the file and the key)."""
+
+
+class OptionError(ValueError):
+    """A `painanx run` option has a value the build cannot use (``option`` names it; the
+    message gives the bad value and the accepted ones)."""
+
+    def __init__(self, option: str, message: str):
+        self.option = option
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -183,8 +194,9 @@ def select_notebooks(plan: Plan, only: Iterable[str] | None) -> set[str] | None:
         name = Path(item).stem if item.endswith(".ipynb") else Path(item).name
         matches = [n for n in known if n == name] or [n for n in known if n.startswith(name)]
         if len(matches) != 1:
-            raise PlanError(
-                f"--only {item!r} matches {matches or 'no notebook'}; known notebooks: {known}"
+            raise OptionError(
+                "--only",
+                f"{item!r} matches {matches or 'no notebook'}; accepted: {', '.join(known)}",
             )
         chosen.add(matches[0])
     frontier = list(chosen)
@@ -216,7 +228,10 @@ def select_sources(
         wanted = [x.strip() for s in sources for x in str(s).split(",") if x.strip()]
         unknown = [s for s in wanted if s not in plan.sources]
         if unknown:
-            raise PlanError(f"unknown data source(s) {unknown}; known: {sorted(plan.sources)}")
+            raise OptionError(
+                "--data",
+                f"{unknown[0]!r} is not a data source; accepted: {', '.join(plan.sources)}",
+            )
     else:
         wanted = [name for name, spec in plan.sources.items() if spec.default != "never"]
     inputs: dict[str, list[Path]] = {}
@@ -238,3 +253,22 @@ def select_sources(
         if s in unavailable
     ]
     return SourceSelection(selected, inputs, unavailable, errors)
+
+
+def check_options(years: list[int] | None, scenario: str | None) -> None:
+    """Refuse, before anything runs, a scenario the synthetic world does not have and a year
+    the NHIS codebook does not cover (`OptionError`)."""
+    if scenario is not None and scenario not in SCENARIOS:
+        raise OptionError(
+            "--scenario",
+            f"{scenario!r} is not a scenario of the synthetic world; accepted: "
+            f"{', '.join(SCENARIOS)}",
+        )
+    covered = nhis_codebook().years if years else ()
+    wrong = [y for y in years or () if y not in covered]
+    if wrong:
+        raise OptionError(
+            "--years",
+            f"{wrong[0]} is not an NHIS year the codebook covers; accepted: "
+            f"{', '.join(map(str, covered))}",
+        )

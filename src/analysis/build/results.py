@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # Statuses of one notebook x source in a build.
-RAN, CACHED, FAILED, SKIPPED, NOT_APPLICABLE, MISSING, NOT_SELECTED = (
+RAN, CACHED, FAILED, SKIPPED, NOT_APPLICABLE, MISSING, NOT_SELECTED, INTERRUPTED = (
     "ran",
     "cached",
     "failed",
@@ -15,7 +15,10 @@ RAN, CACHED, FAILED, SKIPPED, NOT_APPLICABLE, MISSING, NOT_SELECTED = (
     "not applicable",
     "missing",
     "not selected",
+    "interrupted",
 )
+# The exit code of a build stopped by Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
 
 
 def error_outside_cells(ename: str, evalue: str, traceback: str = "") -> dict:
@@ -54,6 +57,10 @@ class NotebookRun:
     parameters: dict = field(default_factory=dict)
     started_at: float | None = None  # epoch seconds, for runs executed in this build
     finished_at: float | None = None
+    # its page and findings belong to this build: it ran successfully now, or it did not run
+    # and its fingerprint matches a successful earlier run (only these findings reach the
+    # verdicts)
+    current: bool = False
 
     @property
     def key(self) -> str:
@@ -81,6 +88,7 @@ class BuildResult:
     claims_evaluated: bool = False
     errors: list[str] = field(default_factory=list)  # build-level errors (claims step, sources)
     messages: list[str] = field(default_factory=list)
+    interrupted: bool = False  # stopped by Ctrl-C
 
     @property
     def failed(self) -> list[NotebookRun]:
@@ -88,6 +96,8 @@ class BuildResult:
 
     @property
     def exit_code(self) -> int:
+        if self.interrupted:
+            return EXIT_INTERRUPTED
         return 1 if (self.failed or self.errors) else 0
 
     def count(self, status: str) -> int:
@@ -99,7 +109,7 @@ class BuildResult:
             if r.status in (NOT_APPLICABLE, NOT_SELECTED):
                 continue
             t = f"{r.duration_s:6.1f} s" if r.status in (RAN, FAILED) and r.duration_s else ""
-            status = f"{r.status}*" if r.status == SKIPPED else r.status
+            status = f"{r.status}*" if r.status in (SKIPPED, INTERRUPTED) else r.status
             lines.append(f"{r.key:<44} {status:<15} {t:>8}")
         executed = sum(r.duration_s or 0 for r in self.runs if r.status in (RAN, FAILED))
         lines.append(
@@ -107,8 +117,13 @@ class BuildResult:
             f"{self.count(SKIPPED) + self.count(MISSING)} skipped; notebooks {executed:.1f} s, "
             f"build {self.duration_s:.1f} s wall"
         )
+        if self.interrupted:
+            lines.append(
+                f"stopped by Ctrl-C: {self.count(INTERRUPTED)} notebook(s) not finished; "
+                "run `painanx run` again to finish the build"
+            )
         for r in self.runs:
-            if r.status == SKIPPED and r.reason:
+            if r.status in (SKIPPED, INTERRUPTED) and r.reason:
                 lines.append(f"  * {r.key}: {r.reason}")
         missing = sorted({r.notebook for r in self.runs if r.status == MISSING})
         if missing:

@@ -30,15 +30,18 @@ from analysis.build.execute import (
 from analysis.build.fingerprint import (
     MANIFEST_NAME,
     Manifest,
+    findings_path,
     input_records,
     notebook_fingerprint,
     project_relative,
 )
 from analysis.build.index import write_index
+from analysis.build.interrupt import StopRequests
 from analysis.build.plan import (
     NotebookSpec,
     Plan,
     SourceSelection,
+    check_options,
     load_plan,
     select_notebooks,
     select_sources,
@@ -46,6 +49,7 @@ from analysis.build.plan import (
 from analysis.build.results import (
     CACHED,
     FAILED,
+    INTERRUPTED,
     MISSING,
     NOT_APPLICABLE,
     NOT_SELECTED,
@@ -55,6 +59,7 @@ from analysis.build.results import (
     NotebookRun,
     error_outside_cells,
 )
+from analysis.build.workspace import build_lock, remove_leftovers
 from analysis.claims import verdicts
 from analysis.core import paths, provenance
 from analysis.data.registry import SourceSpec
@@ -109,50 +114,92 @@ def build(
     root = Path(project_root) if project_root else paths.project_root()
     notebooks_dir = Path(notebooks_dir) if notebooks_dir else paths.notebooks_dir()
     reports_dir = Path(reports_dir) if reports_dir else paths.reports_dir()
-    reports_dir.mkdir(parents=True, exist_ok=True)
     say = echo or _write_above_progress_bar
 
+    # every option is checked before anything is written
     plan = load_plan(plan_path, notebooks_dir)
-    for warning in plan.warnings:
-        say(f"warning: {warning}")
-    manifest = Manifest(reports_dir / MANIFEST_NAME)
+    check_options(years, scenario)
     selection = select_sources(plan, sources, years, root)
     only_names = select_notebooks(plan, only)
-    settings = _Settings(
-        root=root,
-        notebooks_dir=notebooks_dir,
-        reports_dir=reports_dir,
-        overrides={"years": years, "seed": seed, "n": n, "scenario": scenario},
-        kernel_name=kernel_name,
-        cell_timeout=cell_timeout,
-        jobs=max(1, int(jobs)),
-        force=force,
-        library_sha256=provenance.library_code_hash(code_roots),
-        packages=provenance.package_versions(),
-        git=provenance.git_info(root),
-    )
 
-    runs, to_run = _plan_runs(plan, selection, only_names, settings, manifest)
-    _run_notebooks(runs, to_run, settings, manifest, progress=progress, say=say)
+    with build_lock(reports_dir), StopRequests(say) as stop:
+        for leftover in remove_leftovers(reports_dir, plan.sources):
+            say(f"removed {project_relative(leftover, root)}, left by a stopped build")
+        for warning in plan.warnings:
+            say(f"warning: {warning}")
+        manifest = Manifest(reports_dir / MANIFEST_NAME)
+        settings = _Settings(
+            root=root,
+            notebooks_dir=notebooks_dir,
+            reports_dir=reports_dir,
+            overrides={"years": years, "seed": seed, "n": n, "scenario": scenario},
+            kernel_name=kernel_name,
+            cell_timeout=cell_timeout,
+            jobs=max(1, int(jobs)),
+            force=force,
+            library_sha256=provenance.library_code_hash(code_roots),
+            packages=provenance.package_versions(),
+            git=provenance.git_info(root),
+        )
 
-    claims = run_claims_step(reports_dir, claims_hook)
-    errors = list(selection.errors)
-    if claims.error:
-        errors.append(f"claims step: {claims.error}")
-        say(f"ERROR claims step: {claims.error}")
-    built_at = manifest.record_build(settings.library_sha256)
-    manifest.save()
-    result = BuildResult(
-        runs,
-        reports_dir,
-        0.0,
-        claims_evaluated=claims.evaluated,
-        errors=errors,
-        messages=list(plan.warnings),
-    )
-    write_index(result, plan, manifest, claims, selection, _site_provenance(settings, built_at))
+        runs, to_run = _plan_runs(plan, selection, only_names, settings, manifest)
+        _run_notebooks(runs, to_run, settings, manifest, stop, progress=progress, say=say)
+
+        messages = list(plan.warnings)
+        current, left_out = _this_builds_findings(runs, reports_dir, manifest, say)
+        if left_out:
+            messages.append(
+                "Left out of the verdicts (their notebooks are not up to date in this build): "
+                + ", ".join(left_out)
+            )
+        claims = run_claims_step(reports_dir, current, claims_hook)
+        errors = list(selection.errors)
+        if claims.error:
+            errors.append(f"claims step: {claims.error}")
+            say(f"ERROR claims step: {claims.error}")
+        if stop.stopping:
+            messages.append(
+                "This build was stopped by Ctrl-C: the notebooks marked 'stopped' did not run. "
+                "Run `painanx run` again to finish it."
+            )
+        built_at = manifest.record_build(settings.library_sha256)
+        manifest.save()
+        result = BuildResult(
+            runs,
+            reports_dir,
+            0.0,
+            claims_evaluated=claims.evaluated,
+            errors=errors,
+            messages=messages,
+            interrupted=stop.stopping,
+        )
+        write_index(result, plan, manifest, claims, selection, _site_provenance(settings, built_at))
     result.duration_s = time.perf_counter() - started
     return result
+
+
+def _this_builds_findings(
+    runs: list[NotebookRun], reports_dir: Path, manifest: Manifest, say: Callable[[str], None]
+) -> tuple[list[Path], list[str]]:
+    """The findings files the claims step judges (those of current runs), and the others that
+    stay on disk but are left out (as reports/-relative names).
+
+    Files the manifest does not vouch for are deleted first: of notebooks that failed, were
+    stopped, were skipped after a failed dependency, or were never built by a build. Findings
+    of successful earlier runs stay, as their pages do, and count again once up to date.
+    """
+    for path in sorted(reports_dir.glob("*/findings/*.json")):
+        if not manifest.vouches_for(f"{path.parent.parent.name}/{path.stem}"):
+            path.unlink(missing_ok=True)
+            say(f"removed {path.relative_to(reports_dir)}: no successful run of it is recorded")
+    current = [reports_dir / findings_path(r.source, r.notebook) for r in runs if r.current]
+    current = [p for p in current if p.is_file()]
+    left_out = sorted(
+        p.relative_to(reports_dir).as_posix()
+        for p in reports_dir.glob("*/findings/*.json")
+        if p not in current
+    )
+    return current, left_out
 
 
 def _write_above_progress_bar(message: str) -> None:
@@ -169,19 +216,31 @@ def _plan_runs(
     settings: _Settings,
     manifest: Manifest,
 ) -> tuple[list[NotebookRun], dict[str, NotebookTask]]:
-    """One NotebookRun per notebook x selected source, in dependency order, and a task for
-    each one that is out of date (by key, in that order)."""
+    """One NotebookRun per notebook x source, in dependency order, and a task for each one
+    that is out of date (by key, in that order).
+
+    Runs this build does not select (``--only``, ``--data``) on sources that are available
+    are fingerprinted too: one that is still up to date keeps its findings in the verdicts.
+    """
     runs: dict[str, NotebookRun] = {}
     to_run: dict[str, NotebookTask] = {}
+    not_selected = [
+        s for s in plan.sources if s not in selection.selected and s not in selection.unavailable
+    ]
     for spec in plan.notebooks:
         input_nb = settings.notebooks_dir / f"{spec.name}.ipynb"
         nb_sha256 = provenance.notebook_source_hash(input_nb) if input_nb.is_file() else None
-        for source_name in selection.selected:
+        for source_name in [*selection.selected, *not_selected]:
             run = NotebookRun(spec.name, source_name, spec.title, NOT_SELECTED)
             runs[run.key] = run
-            not_run = _reason_not_to_run(spec, source_name, only_names, input_nb, selection)
-            if not_run:
-                run.status, run.reason = not_run
+            if source_name in selection.selected:
+                not_run = _reason_not_to_run(spec, source_name, only_names, input_nb, selection)
+                if not_run:
+                    run.status, run.reason = not_run
+            elif source_name not in spec.sources:
+                run.status = NOT_APPLICABLE
+                run.reason = spec.reason_not_applicable(source_name)
+            if run.status != NOT_SELECTED or not input_nb.is_file():
                 continue
             run.depends_on = tuple(
                 f"{source_name}/{d}"
@@ -198,15 +257,18 @@ def _plan_runs(
                 settings,
                 manifest,
             )
-            if settings.force or not manifest.is_current(
-                run.key, run.fingerprint, settings.reports_dir
-            ):
+            is_current = manifest.is_current(run.key, run.fingerprint, settings.reports_dir)
+            selected = source_name in selection.selected and (
+                only_names is None or spec.name in only_names
+            )
+            run.current = is_current  # until it runs (again) in this build
+            if selected and (settings.force or not is_current):
                 to_run[run.key] = task
-                continue
-            previous = manifest.entry(run.key)
-            run.status, run.reason = CACHED, "up to date"
-            run.duration_s = previous.get("duration_s")
-            run.page, run.executed = previous.get("page"), previous.get("executed")
+            elif selected:
+                previous = manifest.entry(run.key)
+                run.status, run.reason = CACHED, "up to date"
+                run.duration_s = previous.get("duration_s")
+                run.page, run.executed = previous.get("page"), previous.get("executed")
     return list(runs.values()), to_run
 
 
@@ -294,12 +356,15 @@ def _run_notebooks(
     to_run: dict[str, NotebookTask],
     settings: _Settings,
     manifest: Manifest,
+    stop: StopRequests,
     *,
     progress: bool,
     say: Callable[[str], None],
 ) -> None:
     """Run the out-of-date notebooks, dependencies first, up to ``jobs`` at a time. A run whose
-    dependency failed or did not build is skipped. Each outcome is saved in the manifest at once."""
+    dependency failed or did not build is skipped. A run's record is dropped from the manifest
+    when it starts and written when it ends, so the manifest only lists completed runs. After
+    a Ctrl-C nothing new starts."""
     if not to_run:
         return
     jobs = settings.jobs
@@ -321,6 +386,11 @@ def _run_notebooks(
         ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="painanx-nb") as pool,
     ):
         while pending or running:
+            if stop.stopping:  # what did not start keeps its earlier outputs (and currency)
+                for key in pending:
+                    by_key[key].status = INTERRUPTED
+                    by_key[key].reason = "not started: the build was stopped by Ctrl-C"
+                pending.clear()
             for key in list(pending):
                 run = by_key[key]
                 dependencies = [by_key[d] for d in run.depends_on if d in by_key]
@@ -334,18 +404,21 @@ def _run_notebooks(
                 if len(running) >= jobs:
                     break
                 pending.remove(key)
+                manifest.forget(key)
+                manifest.save()
                 future = pool.submit(
                     execute_notebook,
                     to_run[key],
                     notebooks_dir=settings.notebooks_dir,
                     kernel_name=settings.kernel_name,
                     cell_timeout=settings.cell_timeout,
+                    stop=stop,
                 )
                 running[future] = key
                 bar.set_postfix_str(", ".join(sorted(running.values())), refresh=True)
             if not running:
                 for key in pending:  # cannot happen with a valid plan; never spin forever
-                    by_key[key].status = SKIPPED
+                    by_key[key].status, by_key[key].current = SKIPPED, False
                     by_key[key].reason = "its dependencies could not be scheduled"
                 pending.clear()
                 continue
@@ -359,11 +432,12 @@ def _run_notebooks(
 
 def _skip_after_failed_dependency(run: NotebookRun, dependencies: list[NotebookRun]) -> bool:
     """Mark ``run`` skipped when one of its dependencies failed or did not build."""
-    blocked = [d for d in dependencies if d.status in (FAILED, SKIPPED, MISSING)]
+    blocked = [d for d in dependencies if d.status in (FAILED, SKIPPED, MISSING, INTERRUPTED)]
     if not blocked:
         return False
     outcome = "failed" if blocked[0].status == FAILED else "did not build"
     run.status, run.reason = SKIPPED, f"depends on {blocked[0].notebook}, which {outcome}"
+    run.current = False
     return True
 
 
@@ -374,13 +448,17 @@ def _record_outcome(
     manifest: Manifest,
     say: Callable[[str], None],
 ) -> None:
-    """Report a finished run on the terminal and save it in the manifest."""
+    """Report a finished run on the terminal and save it in the manifest (a run stopped by
+    Ctrl-C is not recorded)."""
     run = task.run
     try:
         future.result()
     except Exception as exc:  # a bug in the runner itself: report, keep going
-        run.status = FAILED
+        run.status, run.current = FAILED, False
         run.error = error_outside_cells(type(exc).__name__, str(exc))
+    if run.status == INTERRUPTED:
+        say(f"  stopped {run.key:<44} {run.duration_s or 0:6.1f} s")
+        return
     if run.status == RAN:
         say(f"  ok      {run.key:<44} {run.duration_s:6.1f} s")
     else:
@@ -388,7 +466,7 @@ def _record_outcome(
         if run.executed:
             kept = project_relative(settings.reports_dir / run.executed, settings.root)
             say(f"          executed-so-far notebook kept: {kept}")
-    manifest.record(run, task.provenance["built_at"])
+    manifest.record(run, task.provenance["built_at"], settings.reports_dir)
     manifest.save()
 
 

@@ -42,6 +42,7 @@ STATUS_LABELS = {
     "not applicable": "not applicable",
     "missing": "not written yet",
     "not built": "not built",
+    "interrupted": "stopped (Ctrl-C)",
 }
 
 
@@ -341,10 +342,8 @@ def notebook_page_link(
 # --------------------------------------------------------------------------- index and tables
 
 
-def write_csv(
-    path: str | os.PathLike[str], rows: Iterable[Mapping], columns: Sequence[str]
-) -> Path:
-    """Write rows (dicts) as CSV with the given columns (atomically). Lists are joined with '; '."""
+def csv_text(rows: Iterable[Mapping], columns: Sequence[str]) -> str:
+    """Rows (dicts) as CSV text with the given columns. Lists are joined with '; '."""
     buffer = io.StringIO()
     writer = csv.DictWriter(
         buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n"
@@ -361,7 +360,7 @@ def write_csv(
                 for k, v in row.items()
             }
         )
-    return write_text_atomic(path, buffer.getvalue())
+    return buffer.getvalue()
 
 
 CLAIMS_CSV_COLUMNS = (

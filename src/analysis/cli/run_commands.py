@@ -8,8 +8,6 @@ from typing import Annotated
 
 import typer
 
-from analysis.build.plan import PlanError
-from analysis.build.runner import build
 from analysis.cli import app
 
 
@@ -22,10 +20,14 @@ def parse_years(values: list[str] | None) -> list[int] | None:
         for part in filter(None, (p.strip() for p in value.split(","))):
             m = re.fullmatch(r"(\d{4})(?:-(\d{4}))?", part)
             if not m:
-                raise typer.BadParameter(f"{part!r} is not a year (2019) or a range (2019-2022)")
+                raise typer.BadParameter(
+                    f"{part!r} is not a year (2019) or a range (2019-2022)", param_hint="'--years'"
+                )
             first, last = int(m.group(1)), int(m.group(2) or m.group(1))
             if last < first:
-                raise typer.BadParameter(f"year range {part!r} runs backwards")
+                raise typer.BadParameter(
+                    f"year range {part!r} runs backwards", param_hint="'--years'"
+                )
             years.update(range(first, last + 1))
     return sorted(years)
 
@@ -102,12 +104,23 @@ def run(
     reports/index.html. A failing notebook is reported (notebook, cell, exception), its
     executed-so-far .ipynb is kept, the others still build, and the exit code is 1.
 
+    Ctrl-C once: the running notebooks finish and are recorded, nothing new starts, the index
+    is refreshed, exit code 130. Twice: the running notebooks are stopped at once. One build
+    at a time per reports folder (reports/.painanx-run.lock).
+
     \b
     Examples:
       painanx run                          default build (what `make report` runs)
       painanx run --data nhis --years 2019,2022
       painanx run --only 02 --force        re-run one notebook (and stale dependencies)
     """
+    # the build machinery (papermill, nbconvert, the claims engine) loads slowly: imported
+    # here, so `painanx --help` stays quick
+    from analysis.build.plan import OptionError, PlanError
+    from analysis.build.results import EXIT_INTERRUPTED
+    from analysis.build.runner import build
+    from analysis.build.workspace import BuildLocked
+
     try:
         result = build(
             notebooks_dir=notebooks_dir,
@@ -123,8 +136,16 @@ def run(
             force=force,
             progress=not quiet,
         )
+    except OptionError as exc:
+        raise typer.BadParameter(str(exc), param_hint=f"'{exc.option}'") from None
     except PlanError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        raise typer.BadParameter(str(exc), param_hint="'--plan'") from None
+    except BuildLocked as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        typer.echo("stopped at once: the index was not refreshed", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     typer.echo(result.summary())
     index = result.reports_dir / "index.html"
     typer.echo(f"Open {index} in a browser.")

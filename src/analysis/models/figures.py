@@ -177,21 +177,27 @@ def odds_ratios(result: AnxietyPainResult, ax=None):
     return ax.figure
 
 
-def within_between(frame: pd.DataFrame):
+def within_between(frame: pd.DataFrame, seed: int = 2019):
     """Mean bodily pain by nervousness level: across people, and within people (deviations
-    from each person's own mean), so a reader sees both comparisons side by side."""
+    from each person's own mean), so a reader sees both comparisons side by side. ``seed``
+    fixes seaborn's bootstrap of the confidence bands: the same data, the same figure."""
     d = person_waves(frame)
     d["pain_within"] = d["pain"] - d.groupby("person")["pain"].transform("mean")
     d["step_within"] = d["step"] - d.groupby("person")["step"].transform("mean")
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    sns.pointplot(data=d, x="step", y="pain", ax=axes[0], errorbar=("ci", 95))
+    sns.pointplot(data=d, x="step", y="pain", ax=axes[0], errorbar=("ci", 95), seed=seed)
     axes[0].set(
         xlabel="nervousness (0 = none ... 5 = all of the time)",
         ylabel="SF-36 bodily pain (higher = less pain)",
         title="Between and within people (pooled)",
     )
     sns.regplot(
-        data=d, x="step_within", y="pain_within", ax=axes[1], scatter_kws={"s": 6, "alpha": 0.3}
+        data=d,
+        x="step_within",
+        y="pain_within",
+        ax=axes[1],
+        scatter_kws={"s": 6, "alpha": 0.3},
+        seed=seed,
     )
     axes[1].set(
         xlabel="nervousness, change from own mean",
