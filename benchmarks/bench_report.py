@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-import psutil  # installed with dask[distributed], a dependency
+import psutil
 
 from analysis.build import runner
 from analysis.build.results import BuildResult
