@@ -710,3 +710,12 @@ def test_c3_robustness_is_needed_only_when_its_estimand_is_evidence():
     ]
     v = verdict(surveys, "C3")  # no HELP within-person slope: nothing to be robust about
     assert (v.verdict, v.robustness) == ("supported", [])
+
+
+def test_the_key_findings_own_e_value_is_used():
+    """An analysis that knows its outcome is rare attaches its E-value; the verdict uses it."""
+    f = F("or_chronic_low_back_pain_nervousness_help", 3.0, 1.3, 6.9, source="help")
+    f.extra = {"evalue_point": 5.45, "evalue_ci": 1.92}
+    v = verdict([f], "C1")
+    assert (v.evalue["evalue_point"], v.evalue["evalue_ci"]) == (5.45, 1.92)
+    assert any(c.startswith("E-value 5.45 (1.92 for the CI)") for c in v.caveats)

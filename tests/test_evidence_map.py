@@ -122,8 +122,20 @@ def test_direct_only_drops_proxies(studies, context, registry, mapped):
     direct = evidence_map.registry_findings(
         studies, context, registry.estimands, include_proxies=False
     )
-    assert all(f.extra["match"] == "direct" for f in direct)
-    assert len(direct) == sum(f.extra["match"] == "direct" for f in mapped)
+    measured = [f for f in direct if f.measured]
+    assert all(f.extra["match"] == "direct" for f in measured)
+    assert len(measured) == sum(f.measured and f.extra["match"] == "direct" for f in mapped)
+    # what only a proxy measured is now a named gap
+    gaps = {f.estimand for f in direct if not f.measured}
+    assert "benzodiazepine_vs_placebo_pain" in gaps
+
+
+def test_estimands_no_study_measures_are_named_gaps(mapped, registry):
+    published_only = {k for k, e in registry.estimands.items() if e.sources == ("published",)}
+    assert published_only <= {f.estimand for f in mapped}
+    for f in mapped:
+        if not f.measured:
+            assert f.estimate is None and "curation gap" in f.caveats[0]
 
 
 def _directional_rule(fs, e, test):

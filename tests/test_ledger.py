@@ -159,3 +159,11 @@ def test_cli_diff_and_record(tmp_path):
     assert set(load_ledger(ledger)) == {"C4"}
     result = runner.invoke(app, ["claims", "diff", *args])
     assert "C4" not in result.output  # recorded; the other claims still differ
+
+
+def test_every_registry_estimand_is_produced_by_the_default_build(default_build):
+    """No orphan: each estimand is written by some notebook for some source, measured or as a
+    named gap (a source that cannot measure it, or a study not curated yet)."""
+    produced = {f.estimand for f in collect_findings(default_build)}
+    orphans = sorted(set(REG.estimands) - produced)
+    assert not orphans, f"estimands no notebook produces (produce them or remove them): {orphans}"

@@ -473,6 +473,12 @@ def _evalue_for(f: Finding | None) -> dict | None:
     kind = RATIO_MEASURES.get(f.measure.strip().lower())
     if kind not in ("rr", "or"):
         return None
+    if "evalue_point" in f.extra:  # the analysis knows whether its outcome is rare
+        return {
+            "evalue_point": f.extra["evalue_point"],
+            "evalue_ci": f.extra.get("evalue_ci"),
+            "estimand": f.estimand,
+        }
     # Back pain and anxiety are common outcomes (> 15%), so odds ratios use the sqrt rule.
     e = evalue(f.estimate, f.ci_low, f.ci_high, measure=f.measure, rare=False)
     d = e.to_dict()

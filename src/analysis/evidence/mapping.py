@@ -272,7 +272,29 @@ def registry_findings(
                 },
             )
         )
-    return out + indirect_findings(out, known, spec)
+    out += indirect_findings(out, known, spec)
+    return out + uncurated_findings(out, known)
+
+
+def uncurated_findings(mapped: list[Finding], known: Mapping[str, EstimandInfo]) -> list[Finding]:
+    """A not-measured finding for every estimand the registry takes from published evidence but
+    no verified study measures yet: the claims step then lists it as a gap by name."""
+    have = {f.estimand for f in mapped}
+    return [
+        Finding(
+            claim_id=e.claim_id,
+            estimand=e.key,
+            label=f"{e.key}: no verified published study curated yet",
+            source="published",
+            estimate=None,
+            measure=e.measure,
+            null_value=e.null,
+            measured=False,
+            caveats=["No verified published study measures this estimand yet (a curation gap)."],
+        )
+        for e in known.values()
+        if e.sources == ("published",) and e.key not in have
+    ]
 
 
 def indirect_findings(
