@@ -322,3 +322,37 @@ def test_data_overview_notebook_parameters():
         "scenario": '"literature"',
         "output_dir": '"reports/synthetic"',
     }
+
+
+def test_cards_take_their_dates_and_changes_from_the_ledger(tmp_path):
+    import json
+
+    from analysis.build import site as site_module
+    from analysis.claims.ledger import ClaimHistory, Entry
+
+    ledger = {
+        "C4": ClaimHistory(
+            "C4",
+            Entry("2026-02-01", "supported", "low", "1 of 1", "a larger trial was added here"),
+            [Entry("2026-01-01", "not supported", None, None, "first verdicts of C4 here")],
+        )
+    }
+    verdicts = [
+        {"claim_id": "C4", "verdict": "supported", "quotation": ["a </script> quote"],
+         "sentence": "s", "notebook": "", "key_finding": None},
+        {"claim_id": "C5", "verdict": "supported", "sentence": "s", "notebook": "",
+         "key_finding": None},
+    ]  # fmt: skip
+    c4, c5 = site_module.prepare_verdicts_for_index(verdicts, tmp_path, ledger)
+    assert c4["updates"]["published"] == "2026-01-01" and c4["updates"]["modified"] == "2026-02-01"
+    assert [(u["was"], u["now"]) for u in c4["updates"]["changes"]] == [
+        ("not supported", "supported")
+    ]
+    review = json.loads(c4["claim_review"])
+    assert (review["datePublished"], review["dateModified"]) == ("2026-01-01", "2026-02-01")
+    assert "</" not in c4["claim_review"]  # cannot close the script element early
+    assert c5["updates"]["recorded"] is False and "datePublished" not in json.loads(
+        c5["claim_review"]
+    )
+    html = site_module.render_updates(ledger, {}, "2026-02-01T00:00:00Z")
+    assert "a larger trial was added here" in html and 'id="claim-C4"' in html

@@ -139,3 +139,35 @@ def test_the_checks_catch_a_bad_page(tmp_path, chromium):
     console, requests = _load(chromium, bad)
     assert any(u.startswith("http://127.0.0.1:9/") for u in requests)
     assert any("boom" in e["message"] for e in console if e["level"] == "SEVERE")
+
+
+def test_updates_page_and_claimreview_markup(site, chromium):
+    """The updates page lists the ledger's changes, newest first; each claim card carries one
+    schema.org ClaimReview that parses and names the card's verdict."""
+    import json
+
+    from analysis.claims.ledger import load_ledger
+
+    reports, _ = site
+    console, _ = _load(chromium, reports / "updates.html")
+    assert not [e for e in console if e["level"] == "SEVERE"]
+    items = chromium.execute_script(
+        "return [...document.querySelectorAll('ol.updates > li')].map(li => li.innerText)"
+    )
+    ledger = load_ledger()
+    assert len(items) == sum(len(rec.changes()) for rec in ledger.values())
+    dates = [text.split(",")[0] for text in items]
+    assert dates == sorted(dates, reverse=True)
+    _load(chromium, reports / "index.html")
+    cards = chromium.execute_script(
+        "return [...document.querySelectorAll('li.claim')].map(li => "
+        "[li.id, li.querySelector('.badge').innerText, "
+        "[...li.querySelectorAll('script[type=\"application/ld+json\"]')].map(s => s.textContent)])"
+    )
+    assert cards
+    for card_id, verdict, scripts in cards:
+        assert len(scripts) == 1, card_id
+        review = json.loads(scripts[0])
+        assert review["@type"] == "ClaimReview" and review["claimReviewed"]
+        assert review["reviewRating"]["alternateName"] == verdict
+        assert review["itemReviewed"]["appearance"]["headline"].startswith("Xanax for Back Pain")

@@ -26,6 +26,7 @@ from analysis.build.results import (
     error_text,
 )
 from analysis.build.workspace import write_texts_together
+from analysis.claims.ledger import load_ledger
 from analysis.data.registry import SourceSpec
 
 BUILD_STATUS_COLUMNS = (
@@ -76,9 +77,11 @@ def write_index(
         built_at=site_provenance["built_at"],
     )
     index = reports_dir / "index.html"
+    updates = site.render_updates(load_ledger(), site_provenance, site_provenance["built_at"])
     write_texts_together(
         {
             reports_dir / "build_status.csv": site.csv_text(status_rows, BUILD_STATUS_COLUMNS),
+            reports_dir / "updates.html": updates,
             index: html,
         }
     )
@@ -201,7 +204,7 @@ def _claims_context(claims: ClaimsOutcome, reports_dir: Path) -> dict:
     """The claims dashboard: verdicts when evaluated, else the findings grouped by claim."""
     return {
         "evaluated": claims.evaluated,
-        "verdicts": site.prepare_verdicts_for_index(claims.verdicts, reports_dir)
+        "verdicts": site.prepare_verdicts_for_index(claims.verdicts, reports_dir, load_ledger())
         if claims.evaluated
         else [],
         "groups": []

@@ -13,6 +13,7 @@ import copy
 import csv
 import functools
 import io
+import json
 import os
 import re
 import threading
@@ -25,10 +26,12 @@ from pygments.formatters import HtmlFormatter
 
 from analysis import __version__
 from analysis.build.display import format_number
+from analysis.claims.ledger import ClaimHistory
 from analysis.claims.registry import VERDICTS
-from analysis.core.findings import SOURCES
+from analysis.core.findings import EVIDENCE_SOURCES, SOURCES
 from analysis.core.io import write_text_atomic
 
+ARTICLE_TITLE = "Xanax for Back Pain: Does It Really Help You Find Relief"
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "resources" / "templates"
 NBCONVERT_TEMPLATES_DIR = TEMPLATES_DIR / "nbconvert"
 SYNTHETIC_BANNER = "Synthetic data: validates the pipeline, not evidence"
@@ -455,13 +458,100 @@ def render_index(
     )
 
 
-def prepare_verdicts_for_index(verdicts: Iterable[Mapping], reports_dir) -> list[dict]:
-    """Attach to each verdict the relative link of its notebook page (None if not built)."""
+def prepare_verdicts_for_index(
+    verdicts: Iterable[Mapping], reports_dir, ledger: Mapping[str, ClaimHistory] | None = None
+) -> list[dict]:
+    """Attach to each verdict the relative link of its notebook page (None if not built), its
+    update history from the ledger, and its schema.org ClaimReview markup."""
     out = []
+    ledger = ledger or {}
     for v in verdicts:
         v = dict(v)
         kf = v.get("key_finding") or {}
         v["page"] = notebook_page_link(v.get("notebook"), kf.get("source"), reports_dir)
+        if v["page"] is None and v.get("notebook") and "/" not in str(v["notebook"]):
+            # no key finding to say which source: any built page of the notebook will do
+            v["page"] = next(
+                (
+                    link
+                    for src in (*EVIDENCE_SOURCES, "synthetic")
+                    if (link := notebook_page_link(v["notebook"], src, reports_dir))
+                ),
+                None,
+            )
         v["notebook_name"] = Path(str(v.get("notebook") or "")).stem or None
+        v["updates"] = _updates_of(v, ledger.get(v.get("claim_id", "")))
+        v["claim_review"] = claim_review_json(v)
         out.append(v)
     return out
+
+
+def _updates_of(v: Mapping, rec: ClaimHistory | None) -> dict:
+    """Dates and changes of a claim's verdict, when the ledger holds this build's verdict."""
+    if rec is None or rec.current.verdict != v.get("verdict"):
+        return {"recorded": False, "published": None, "modified": None, "changes": []}
+    changes = [
+        {"date": new.date, "was": old.verdict, "now": new.verdict, "was_certainty": old.certainty,
+         "now_certainty": new.certainty, "reason": new.reason}
+        for old, new in rec.changes()
+    ]  # fmt: skip
+    return {
+        "recorded": True,
+        "published": rec.published,
+        "modified": rec.current.date,
+        "changes": changes,
+    }
+
+
+def claim_review_json(v: Mapping) -> str:
+    """schema.org ClaimReview for one claim: what fact-checkers publish for search engines."""
+    review = {
+        "@context": "https://schema.org",
+        "@type": "ClaimReview",
+        "claimReviewed": " ".join(v.get("quotation") or [v.get("sentence", "")]),
+        "itemReviewed": {
+            "@type": "Claim",
+            "appearance": {"@type": "CreativeWork", "headline": ARTICLE_TITLE},
+        },
+        "reviewRating": {"@type": "Rating", "alternateName": v.get("verdict")},
+        "author": {"@type": "Organization", "name": "painanx"},
+    }
+    updates = v.get("updates") or {}
+    if updates.get("published"):
+        review["datePublished"] = updates["published"]
+        review["dateModified"] = updates["modified"]
+    # "</" would end the script element early
+    return json.dumps(review, ensure_ascii=False, sort_keys=True).replace("</", "<\\/")
+
+
+def render_updates(ledger: Mapping[str, ClaimHistory], provenance: Mapping, built_at: str) -> str:
+    """reports/updates.html: every recorded change of a verdict or certainty, newest first."""
+    rows = [
+        {"claim_id": cid, "date": new.date, "was": old.verdict, "now": new.verdict,
+         "was_certainty": old.certainty, "now_certainty": new.certainty, "reason": new.reason}
+        for cid, rec in ledger.items()
+        for old, new in rec.changes()
+    ]  # fmt: skip
+    firsts = [
+        {"claim_id": cid, "date": rec.published,
+         "verdict": (rec.history[-1] if rec.history else rec.current).verdict}
+        for cid, rec in ledger.items()
+    ]  # fmt: skip
+    rows.sort(key=lambda r: (r["date"], r["claim_id"]), reverse=True)
+    seen: set[str] = set()
+    for r in rows:  # the cards link to each claim's newest change
+        r["anchor"] = r["claim_id"] not in seen
+        seen.add(r["claim_id"])
+    return (
+        _env()
+        .get_template("updates.html.j2")
+        .render(
+            **_page_context(
+                title="Updates",
+                changes=rows,
+                firsts=sorted(firsts, key=lambda r: r["claim_id"]),
+                prov=_full_provenance(provenance),
+                built_at=built_at,
+            )
+        )
+    )
