@@ -114,7 +114,10 @@ class Change:
         lines += [f"  + {f}" for f in self.findings_added]
         lines += [f"  - {f}" for f in self.findings_removed]
         if not (self.rule_changed or self.findings_added or self.findings_removed):
-            lines.append("  no finding or rule moved: the verdict engine itself changed")
+            lines.append(
+                "  no finding or rule moved: the verdict engine changed, or the ledger was edited "
+                "by hand"
+            )
         return "\n".join(lines)
 
 
