@@ -160,3 +160,13 @@ def test_no_evidence_is_very_low_and_says_why():
     assert c.level == "very low"
     assert all("No evidence" in d.reason for d in c.domains.values())
     assert "very low" in c.summary()
+
+
+def test_a_statement_is_rated_as_observational_evidence_without_imprecision():
+    statement = F(
+        "regulator_statement_benzodiazepine_dependence_withdrawal", None, design="regulator"
+    )
+    c = certainty(claim("C5"), [statement], E)
+    assert c.start == "low" and c.domains["imprecision"].rating == "not serious"
+    assert "statements carry no interval" in c.domains["imprecision"].reason
+    assert c.level == "low"

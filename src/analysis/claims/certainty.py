@@ -106,6 +106,8 @@ def imprecision(findings: Sequence[Finding], ests: dict[str, Estimand], checks: 
             f.ci_low < t < f.ci_high for t in _thresholds(ests[f.estimand], checks.get(f.estimand))
         ):
             crossing.append(f)
+    if not judged and all(f.measure == "statement" for f in findings):
+        return Domain("not serious", "Not applicable: statements carry no interval.", True)
     if not judged:
         return Domain(
             "serious", "No finding has a confidence interval to judge precision by.", True
@@ -232,7 +234,13 @@ def certainty(claim: Claim, findings: Sequence[Finding], ests: dict[str, Estiman
     """The GRADE certainty of a claim's verdict from the evidence findings it rests on
     (measured findings of its primary estimands)."""
     primary = set(claim.primary_keys())
-    rest = [f for f in findings if f.estimand in primary and f.measured and f.estimate is not None]
+    rest = [
+        f
+        for f in findings
+        if f.estimand in primary
+        and f.measured
+        and (f.estimate is not None or f.measure == "statement")
+    ]
     checks = {k: c for c in claim.checks for k in c.keys()}
     if not rest:
         none = Domain("very serious", "No evidence for any primary estimand.", True)
