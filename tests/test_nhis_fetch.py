@@ -121,7 +121,10 @@ def test_success_with_known_checksum(server, cache, tmp_path):
     assert files_under(folder) == ["2019", "2019/adult19.csv", "2019/adult19csv.zip"]
     assert result.archive_path.read_bytes() == body
     assert result.checksum_source == "registry" and not result.reused
-    assert not lock.exists()  # the registry knew the checksum: no lock entry
+    # the registry knew the archive's checksum; the lock records the extracted CSV's
+    recorded = json.loads(lock.read_text())["2019"]
+    assert recorded["member"] == "adult19.csv"
+    assert recorded["member_sha256"] == hashlib.sha256(result.csv_path.read_bytes()).hexdigest()
     frame = prepare_year(2019, result.csv_path, write=False).frame
     assert len(frame) == 30
     # second run: verified from the cache, no download (the route is gone)
