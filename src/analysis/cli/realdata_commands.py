@@ -122,7 +122,9 @@ def fetch_nhis_command(
     there and verified is not downloaded again. A checksum mismatch, truncated transfer or
     unsafe archive is an error and leaves nothing behind. Checksums come from
     src/analysis/resources/nhis_registry.yaml, or, for a year it does not know, from the lock
-    file written by the first download.
+    file written by the first download, which also records each extracted CSV's sha256 (a CSV
+    that changed is extracted again). Downloads reach only the registry's allowed_hosts;
+    --base-url is the explicit way to another host.
 
     Example: painanx data fetch nhis --years 2019 2021 2023
 
