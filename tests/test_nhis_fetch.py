@@ -16,9 +16,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from analysis.cli import app
+from analysis.data.nhis import fetch as nhis_fetch
 from analysis.data.nhis.fetch import (
     ChecksumMismatchError,
+    HostNotAllowedError,
     NHISFetchError,
     Registry,
     UnsafeArchiveError,
@@ -26,7 +30,7 @@ from analysis.data.nhis.fetch import (
     nhis_registry,
 )
 from analysis.data.nhis.fixtures import write_fixture_zip
-from analysis.data.nhis.prepare import prepare_year
+from analysis.data.nhis.prepare import prepare_nhis, prepare_year
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -36,6 +40,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_error(404, "Not Found")
             return
         body, mode = entry
+        self.server.hits.append(self.path)
+        if mode == "redirect":
+            self.send_response(302)
+            self.send_header("Location", body.decode())
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         self.send_response(200)
         self.send_header("Content-Type", "application/zip")
         self.send_header("Content-Length", str(len(body)))
@@ -54,7 +65,7 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.routes = {}
+    httpd.routes, httpd.hits = {}, []
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
@@ -121,7 +132,10 @@ def test_success_with_known_checksum(server, cache, tmp_path):
     assert files_under(folder) == ["2019", "2019/adult19.csv", "2019/adult19csv.zip"]
     assert result.archive_path.read_bytes() == body
     assert result.checksum_source == "registry" and not result.reused
-    assert not lock.exists()  # the registry knew the checksum: no lock entry
+    # the registry knew the archive's checksum; the lock records the extracted CSV's
+    recorded = json.loads(lock.read_text())["2019"]
+    assert recorded["member"] == "adult19.csv"
+    assert recorded["member_sha256"] == hashlib.sha256(result.csv_path.read_bytes()).hexdigest()
     frame = prepare_year(2019, result.csv_path, write=False).frame
     assert len(frame) == 30
     # second run: verified from the cache, no download (the route is gone)
@@ -263,3 +277,131 @@ def test_base_url_from_environment(monkeypatch):
     assert archive_url(2021).startswith(
         "https://ftp.cdc.gov/pub/Health_Statistics/NCHS/Datasets/NHIS/2021/"
     )
+
+
+# ---- the extracted CSV is checked on reuse; downloads reach allowed hosts only -------------
+
+
+def fetched_2019(server, cache, tmp_path):
+    """A verified fetch of a 2019 fixture; returns (result, registry, archive bytes, CSV bytes)."""
+    httpd, base = server
+    body = archive_bytes(2019, tmp_path)
+    httpd.routes["/nhis/2019/adult19csv.zip"] = (body, "ok")
+    reg = registry(base, 2019, hashlib.sha256(body).hexdigest())
+    result = fetch(2019, cache, base, reg)
+    httpd.routes.clear()  # from here on, nothing can be downloaded again
+    return result, reg, body, result.csv_path.read_bytes()
+
+
+def test_fetch_reextracts_a_tampered_csv_beside_its_verified_archive(server, cache, tmp_path):
+    result, reg, body, csv = fetched_2019(server, cache, tmp_path)
+    lock_before = cache[1].read_text()
+    result.csv_path.write_bytes(csv.replace(b"\n", b"\n9", 1))  # one value changed
+    again = fetch(2019, cache, server[1], reg)
+    assert again.reused and again.reextracted and "re-extracted" in again.summary()
+    assert result.csv_path.read_bytes() == csv and result.archive_path.read_bytes() == body
+    assert files_under(cache[0]) == ["2019", "2019/adult19.csv", "2019/adult19csv.zip"]
+    assert (
+        json.loads(cache[1].read_text())["2019"]["member_sha256"]
+        == (json.loads(lock_before)["2019"]["member_sha256"])
+    )
+    # untouched: reused as it is, nothing re-extracted
+    assert not fetch(2019, cache, server[1], reg).reextracted
+
+
+def test_prepare_reextracts_or_refuses_a_tampered_csv(server, cache, tmp_path, monkeypatch):
+    result, reg, body, csv = fetched_2019(server, cache, tmp_path)
+    monkeypatch.setattr(nhis_fetch, "nhis_registry", lambda: reg)
+    out = tmp_path / "processed"
+    result.csv_path.write_bytes(csv.replace(b"\n", b"\n9", 1))
+    (done,), _ = prepare_nhis([2019], raw_dirs=[cache[0]], out_dir=out, lock_path=cache[1])
+    assert result.csv_path.read_bytes() == csv  # re-extracted before it was read
+    assert len(done.frame) == 30 and done.path.is_file()
+    # no verified archive left to re-extract from: refused, the CSV and the output untouched
+    written = done.path.read_bytes()
+    result.archive_path.unlink()
+    tampered = csv.replace(b"\n", b"\n9", 1)
+    result.csv_path.write_bytes(tampered)
+    with pytest.raises(NHISFetchError, match=r"adult19\.csv: sha256 .* recorded in .*lock"):
+        prepare_nhis([2019], raw_dirs=[cache[0]], out_dir=out, lock_path=cache[1])
+    assert result.csv_path.read_bytes() == tampered and done.path.read_bytes() == written
+    assert files_under(out) == ["nhis_adult_2019.parquet"]
+
+
+def test_prepare_records_the_csv_of_a_cache_fetched_before_it_was_recorded(
+    server, cache, tmp_path, monkeypatch
+):
+    result, reg, _, csv = fetched_2019(server, cache, tmp_path)
+    monkeypatch.setattr(nhis_fetch, "nhis_registry", lambda: reg)
+    old = json.loads(cache[1].read_text())
+    del old["2019"]["member_sha256"]  # a lock written before members were recorded
+    cache[1].write_text(json.dumps(old))
+    result.csv_path.write_bytes(b"tampered")
+    prepare_nhis([2019], raw_dirs=[cache[0]], out_dir=tmp_path / "out", lock_path=cache[1])
+    assert result.csv_path.read_bytes() == csv
+    recorded = json.loads(cache[1].read_text())["2019"]["member_sha256"]
+    assert recorded == hashlib.sha256(csv).hexdigest()
+
+
+def test_a_changed_known_copy_is_refused(tmp_path):
+    copy = tmp_path / "shared" / "nhis" / "2017" / "nhis2017_adult_merged.csv.gz"
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(b"not the shared 2017 file")
+    out = tmp_path / "out"
+    with pytest.raises(ChecksumMismatchError, match="nhis2017_adult_merged.csv.gz: sha256"):
+        prepare_nhis([2017], raw_dirs=[tmp_path / "shared"], out_dir=out, progress=False)
+    assert files_under(out) == [] and copy.read_bytes() == b"not the shared 2017 file"
+
+
+def test_a_redirect_to_another_host_is_refused(server, cache, tmp_path):
+    httpd, base = server
+    port = httpd.server_address[1]
+    body = archive_bytes(2019, tmp_path)
+    httpd.routes["/nhis/2019/adult19csv.zip"] = (
+        f"http://localhost:{port}/x.zip".encode(),
+        "redirect",
+    )
+    httpd.routes["/x.zip"] = (body, "ok")
+    reg = registry(base, 2019, hashlib.sha256(body).hexdigest())
+    with pytest.raises(HostNotAllowedError, match="host 'localhost' is not allowed") as info:
+        fetch(2019, cache, base, reg)
+    assert len(str(info.value).splitlines()) == 1
+    assert httpd.hits == ["/nhis/2019/adult19csv.zip"]  # the other host was never asked
+    assert files_under(cache[0]) == [] and not cache[1].exists()
+    # a redirect on the same host is followed
+    httpd.routes["/nhis/2019/adult19csv.zip"] = (b"/x.zip", "redirect")
+    assert fetch(2019, cache, base, reg).archive_path.read_bytes() == body
+
+
+def test_a_host_outside_the_allow_list_needs_the_explicit_option(monkeypatch):
+    reg = Registry(
+        "https://ftp.cdc.gov/nhis", "PAINANX_TEST_NO_SUCH_VAR", "unused", {}, {}, ("ftp.cdc.gov",)
+    )
+    assert reg.hosts() == ("ftp.cdc.gov",)
+    with pytest.raises(HostNotAllowedError, match="'mirror.example' is not allowed"):
+        nhis_fetch.check_download_url("https://mirror.example/a.zip", reg.hosts())
+    assert nhis_fetch.base_url_override(None, reg) is None
+    monkeypatch.setenv("PAINANX_TEST_NO_SUCH_VAR", "https://mirror.example")
+    assert (
+        nhis_fetch.base_url_override(None, reg) == "PAINANX_TEST_NO_SUCH_VAR=https://mirror.example"
+    )
+
+
+def test_cli_refuses_file_urls_and_notes_an_override(server, tmp_path, monkeypatch):
+    httpd, base = server
+    body = archive_bytes(2019, tmp_path)
+    httpd.routes["/nhis/2019/adult19csv.zip"] = (body, "ok")
+    monkeypatch.setattr(
+        nhis_fetch, "nhis_registry", lambda: registry("https://ftp.cdc.gov/x", 2019, None)
+    )
+    monkeypatch.setenv("PAINANX_HOME", str(tmp_path / "project"))
+    raw = tmp_path / "project" / "data" / "raw"
+    fetch_args = ["data", "fetch", "nhis", "--years", "2019", "--no-progress", "--base-url"]
+    result = CliRunner().invoke(app, [*fetch_args, "file:///tmp"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "file:// URLs are not fetched" in result.output and "--from-file" in result.output
+    assert files_under(raw) == []
+    result = CliRunner().invoke(app, [*fetch_args, base])
+    assert result.exit_code == 0, result.output
+    assert f"note: downloading from {base} (--base-url {base})" in result.output
+    assert (raw / "nhis" / "2019" / "adult19csv.zip").read_bytes() == body

@@ -97,8 +97,9 @@ def fetch_nhis_command(
         str | None,
         typer.Option(
             "--base-url",
-            help="Download location. Default: the NCHS public-use folder, or the environment "
-            "variable PAINANX_NHIS_BASE_URL.",
+            help="Download location (http or https; its host is then allowed, and the command "
+            "says so). Default: the NCHS public-use folder, or the environment variable "
+            "PAINANX_NHIS_BASE_URL. For a local archive use --from-file.",
         ),
     ] = None,
     cache_dir: Annotated[
@@ -121,7 +122,9 @@ def fetch_nhis_command(
     there and verified is not downloaded again. A checksum mismatch, truncated transfer or
     unsafe archive is an error and leaves nothing behind. Checksums come from
     src/analysis/resources/nhis_registry.yaml, or, for a year it does not know, from the lock
-    file written by the first download.
+    file written by the first download, which also records each extracted CSV's sha256 (a CSV
+    that changed is extracted again). Downloads reach only the registry's allowed_hosts;
+    --base-url is the explicit way to another host.
 
     Example: painanx data fetch nhis --years 2019 2021 2023
 
@@ -130,9 +133,11 @@ def fetch_nhis_command(
     from analysis.core.io import check_writable
     from analysis.data.nhis.fetch import (
         NHISFetchError,
+        base_url_override,
         default_cache_dir,
         default_lock_path,
         fetch_nhis_year,
+        resolve_base_url,
     )
 
     chosen = _years(ctx, years)
@@ -140,6 +145,13 @@ def fetch_nhis_command(
         raise typer.BadParameter("--from-file takes one archive: give exactly one year")
     check_writable(cache_dir or default_cache_dir(), folder=True)
     check_writable(lock_file or default_lock_path())
+    override = base_url_override(base_url)
+    if override and from_file is None:
+        typer.echo(
+            f"note: downloading from {resolve_base_url(base_url)} ({override}), not the "
+            "registry's location; its host is allowed because it was chosen explicitly",
+            err=True,
+        )
     for year in chosen:
         try:
             result = fetch_nhis_year(
@@ -215,6 +227,7 @@ def prepare_nhis_command(
     """
     from analysis.core import paths
     from analysis.core.io import check_writable
+    from analysis.data.nhis.fetch import NHISFetchError
     from analysis.data.nhis.prepare import prepare_nhis, prepare_year
     from analysis.data.nhis.recode import NHISDataError
 
@@ -234,7 +247,7 @@ def prepare_nhis_command(
                 design_labels=design_labels,
                 progress=progress,
             )
-    except (NHISDataError, FileNotFoundError, ValueError) as exc:
+    except (NHISDataError, NHISFetchError, FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     for result in results:

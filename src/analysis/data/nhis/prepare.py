@@ -22,13 +22,14 @@ from analysis.core import paths
 from analysis.core.io import write_parquet_atomic
 from analysis.data import schema
 from analysis.data.nhis.codebook import NHISCodebook, nhis_codebook
-from analysis.data.nhis.fetch import default_cache_dir
+from analysis.data.nhis.fetch import check_cached_member, check_known_file, default_cache_dir
 from analysis.data.nhis.recode import NHISDataError, RecodeResult, read_nhis_file, recode_nhis
 
 __all__ = [
     "DESIGN_LABELS",
     "PooledResult",
     "check_size",
+    "checked_year_file",
     "default_raw_dirs",
     "embedded_dir",
     "file_names_of",
@@ -214,6 +215,16 @@ def pool_years(
     return PooledResult(years, frame, dropped, design_labels)
 
 
+def checked_year_file(year: int, source: Path, lock_path: Path | None = None) -> Path:
+    """``source`` once its checksum is checked: a fetched CSV against the lock file (re-extracted
+    from its verified archive if it changed), a known copy against the registry."""
+    if source.name.lower() == nhis_codebook().file_names(year)["member"].lower():
+        check_cached_member(year, source, lock_path=lock_path)
+    else:
+        check_known_file(source)
+    return source
+
+
 def prepare_nhis(
     years: Iterable[int],
     *,
@@ -222,8 +233,13 @@ def prepare_nhis(
     pool: bool = True,
     design_labels: str = "per_year",
     progress: bool = True,
+    lock_path: Path | None = None,
 ) -> tuple[list[RecodeResult], PooledResult | None]:
-    """Prepare each year from the fetched files (and the pooled file for 2+ years)."""
+    """Prepare each year from the fetched files (and the pooled file for 2+ years).
+
+    A fetched CSV is read only if it still has the sha256 recorded in ``lock_path`` (default:
+    the project's lock file) when it was extracted; see `checked_year_file`.
+    """
     years = sorted({int(y) for y in years})
     raw_dirs = list(raw_dirs) if raw_dirs else default_raw_dirs()
     results = []
@@ -234,6 +250,7 @@ def prepare_nhis(
                 f"NHIS {year}: none of {file_names_of(year)} found in "
                 f"{[str(d) for d in raw_dirs]}; run `painanx data fetch nhis --years {year}` first"
             )
+        source = checked_year_file(year, source, lock_path)
         results.append(prepare_year(year, source, out_dir=out_dir))
     pooled = None
     if pool and len(years) > 1:
