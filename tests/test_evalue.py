@@ -75,3 +75,11 @@ def test_bad_inputs_raise_clear_errors():
         evalue(-1.0, measure="risk ratio")
     with pytest.raises(ValueError, match="outside its CI"):
         evalue(3.0, 1.0, 2.0, measure="risk ratio")
+
+
+def test_an_estimate_on_its_ci_limit_up_to_float_rounding_is_accepted():
+    """1.7000000000000002 with a CI up to 1.7 is the same number, not an inconsistency."""
+    e = evalue(1.7000000000000002, 0.58, 1.7, measure="odds ratio", rare=False)
+    assert e.point == pytest.approx(evalue(1.7, 0.58, 1.7, measure="odds ratio", rare=False).point)
+    with pytest.raises(ValueError, match="outside its CI"):
+        evalue(1.8, 0.58, 1.7, measure="odds ratio", rare=False)

@@ -117,7 +117,13 @@ def evalue(
         for name, v in (("estimate", estimate), ("ci_low", ci_low), ("ci_high", ci_high)):
             if v is not None and not (v > 0 and math.isfinite(v)):
                 raise ValueError(f"E-value: {name} of a ratio must be positive, got {v!r}")
-        if ci_low is not None and ci_high is not None and not ci_low <= estimate <= ci_high:
+        if (
+            ci_low is not None
+            and ci_high is not None
+            and not ci_low <= estimate <= ci_high
+            # an estimate on its CI limit may differ from it in the last bits of a float
+            and not any(math.isclose(estimate, x, rel_tol=1e-9) for x in (ci_low, ci_high))
+        ):
             raise ValueError(
                 f"E-value: estimate {estimate} is outside its CI [{ci_low}, {ci_high}]"
             )
