@@ -122,7 +122,8 @@ def table_html(
     return (
         f'<figure class="painanx-table"><figcaption>{cap} '
         f'<a class="csv-link" href="tables/{html.escape(name)}.csv">CSV</a></figcaption>'
-        f'<div class="table-scroll">{body}</div></figure>'
+        f'<div class="table-scroll" tabindex="0" role="region" aria-label="{cap}">{body}</div>'
+        "</figure>"
     )
 
 
