@@ -38,7 +38,6 @@ benchmarks: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f; done
 
 lab: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[dev,lab]"
 	$(BIN)/jupyter lab notebooks/
 
 clean:
