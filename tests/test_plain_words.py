@@ -120,3 +120,35 @@ def test_forest_plot_draws_every_numbered_finding_with_alt_text_of_its_numbers()
     assert svg.count("<rect") == 2  # the HELP marker and its legend entry
     assert 'stroke-dasharray="5 3"' in svg and 'stroke-dasharray="2 3"' in svg  # null, meaningful
     assert forest_svg("C2", [fs[1]], {}) is None
+
+
+def test_index_leads_with_the_answer_and_keeps_keys_in_details(tmp_path):
+    from bs4 import BeautifulSoup
+
+    from analysis.build.site import prepare_verdicts_for_index, render_index
+
+    kf = finding(label="nervous among adults with back pain -> prevalence_nervous_among_pain",
+                 estimate=0.1, ci_low=0.09, ci_high=0.11, measure="proportion",
+                 extra={"p_unexposed": 0.03}, notebook="02_comorbidity")  # fmt: skip
+    v = {"claim_id": "C1", "sentence": "Many people with back pain are anxious.",
+         "verdict": "partly supported", "key_finding": kf, "sources": ["nhis"],
+         "caveats": ["Cross-sectional.", "Not measured by help: prevalence_gad7_ge10_among_x."],
+         "findings": [kf], "notebook": "02_comorbidity"}  # fmt: skip
+    verdicts = prepare_verdicts_for_index([v], tmp_path)
+    html = render_index(summary={"pages": 0, "ok": 0, "ran": 0, "cached": 0, "failed": 0,
+                                 "skipped": 0}, failures=[], messages=[],
+                        claims={"evaluated": True, "verdicts": verdicts, "groups": [], "error": None},
+                        sources=[], provenance={}, built_at="now")  # fmt: skip
+    soup = BeautifulSoup(html, "html.parser")
+    first_table = soup.select_one("main table")
+    assert "answers" in first_table["class"]  # the answer comes before anything else
+    row = first_table.select_one("tbody tr")
+    assert row.select_one("a")["href"] == "#claim-C1"
+    assert "10% of adults with back pain" in row.get_text() and "3.0%" in row.get_text()
+    card = soup.select_one("#claim-C1")
+    assert card.select_one("svg.forest") is not None
+    for hidden in card.select("details, script"):
+        assert "prevalence_" in hidden.get_text() or hidden.name == "script"
+        hidden.decompose()
+    assert not has_raw_keys(card.get_text(" ")), card.get_text(" ")
+    assert "Bottom line:" in card.get_text() and "Cross-sectional." in card.get_text()
