@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@# axe-core (npm) for the browser accessibility test; never vendored into git
+	if command -v npm >/dev/null 2>&1; then npm install --silent --no-save --prefix .cache/axe axe-core@4; fi
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -36,7 +38,6 @@ benchmarks: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f; done
 
 lab: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[dev,lab]"
 	$(BIN)/jupyter lab notebooks/
 
 clean:

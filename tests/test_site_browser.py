@@ -8,6 +8,7 @@ Needs Debian's chromium + chromium-driver (`.ci/run` installs them in CI).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -20,6 +21,11 @@ pytestmark = pytest.mark.skipif(
     reason=f"headless browser unavailable: {browser.missing_reason()}",
 )
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+# CI installs axe-core (make install): there a missing axe fails the test instead of skipping it
+NEEDS_AXE = pytest.mark.skipif(
+    browser.axe_js() is None and not os.environ.get("CI"),
+    reason="axe-core not installed (make install, or npm install --prefix .cache/axe axe-core)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -111,15 +117,16 @@ def test_dashboard_screenshots_and_phone_layout(site, chromium):
     shot = browser.full_page_screenshot(chromium, ARTIFACTS / "dashboard.png")
     assert shot.stat().st_size > 10_000
     try:
-        browser.emulate_phone(chromium)
         too_wide = []
-        for page in pages:
-            chromium.get(page.as_uri())
-            width, inner = chromium.execute_script(
-                "return [document.documentElement.scrollWidth, window.innerWidth]"
-            )
-            if width > inner:
-                too_wide.append(f"{page.relative_to(reports)}: {width}px > {inner}px")
+        for phone_width in (360, 390):
+            browser.emulate_phone(chromium, phone_width)
+            for page in pages:
+                chromium.get(page.as_uri())
+                width, inner = chromium.execute_script(
+                    "return [document.documentElement.scrollWidth, window.innerWidth]"
+                )
+                if width > inner:
+                    too_wide.append(f"{page.relative_to(reports)}: {width}px > {inner}px")
         assert not too_wide, too_wide
         chromium.get((reports / "index.html").as_uri())
         browser.full_page_screenshot(chromium, ARTIFACTS / "dashboard_phone.png")
@@ -171,3 +178,41 @@ def test_updates_page_and_claimreview_markup(site, chromium):
         assert review["@type"] == "ClaimReview" and review["claimReviewed"]
         assert review["reviewRating"]["alternateName"] == verdict
         assert review["itemReviewed"]["appearance"]["headline"].startswith("Xanax for Back Pain")
+
+
+def test_every_card_links_to_its_analysis_page(site, chromium):
+    reports, _ = site
+    _load(chromium, reports / "index.html")
+    links = chromium.execute_script(
+        "return [...document.querySelectorAll('li.claim')].map(li => [li.id, "
+        "[...li.querySelectorAll('a')].filter(a => a.textContent.startsWith('See the analysis'))"
+        ".map(a => a.href)])"
+    )
+    assert links
+    for card_id, hrefs in links:
+        assert len(hrefs) == 1, card_id
+        target = Path(unquote(urlsplit(hrefs[0]).path))
+        assert target.is_file() and target.suffix == ".html", (card_id, hrefs[0])
+        assert target.parent.parent == reports, (card_id, hrefs[0])  # a notebook page
+
+
+@NEEDS_AXE
+def test_no_serious_accessibility_violations(site, chromium):
+    """axe-core (the browser accessibility checker) on the index and every page of the build."""
+    _, pages = site
+    chromium.set_script_timeout(60)
+    problems = []
+    for page in pages:
+        _load(chromium, page)
+        problems += [f"{page.name}: {v}" for v in browser.axe_violations(chromium)]
+    assert not problems, "\n".join(problems)
+
+
+@NEEDS_AXE
+def test_axe_sees_a_serious_violation(tmp_path, chromium):
+    bad = tmp_path / "bad.html"
+    bad.write_text(
+        '<!DOCTYPE html><html><head><title>x</title></head><body><img src="data:,"></body></html>'
+    )
+    chromium.get(bad.as_uri())
+    assert any(v.startswith("image-alt (critical)") for v in browser.axe_violations(chromium))

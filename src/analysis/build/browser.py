@@ -140,3 +140,39 @@ def screenshot(
         png_path.parent.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(png_path))
         return png_path
+
+
+AXE_JS_ENV = "PAINANX_AXE_JS"
+AXE_JS_DEFAULT = Path(__file__).resolve().parents[3] / ".cache/axe/node_modules/axe-core/axe.min.js"
+
+
+def axe_js() -> Path | None:
+    """axe-core's axe.min.js (from the npm registry; `make install` puts it under .cache/axe),
+    or None when it is not installed."""
+    path = Path(os.environ.get(AXE_JS_ENV) or AXE_JS_DEFAULT)
+    return path if path.is_file() else None
+
+
+def axe_violations(driver, impacts: tuple[str, ...] = ("serious", "critical")) -> list[str]:
+    """Run axe-core on the page loaded in ``driver``; one line per violation of these impacts
+    (rule, impact, help text and the first offending elements)."""
+    path = axe_js()
+    if path is None:
+        raise RuntimeError(
+            f"axe-core not found at {AXE_JS_DEFAULT} (npm install --prefix .cache/axe axe-core, "
+            f"or set {AXE_JS_ENV})"
+        )
+    driver.execute_script(path.read_text(encoding="utf-8"))
+    result = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {resultTypes: ['violations']})"
+        ".then(r => done(r.violations), e => done({error: String(e)}));"
+    )
+    if isinstance(result, dict):
+        raise RuntimeError(f"axe-core failed: {result['error']}")
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at "
+        + ", ".join(" ".join(n["target"]) for n in v["nodes"][:3])
+        for v in result
+        if v.get("impact") in impacts
+    ]

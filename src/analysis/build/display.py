@@ -4,6 +4,8 @@
   is derived from its title, or from the caption you give.
 - `table` shows a frame and writes it as CSV beside the page (``<output_dir>/tables/``),
   with a link to the CSV under the table: every table on the site is also a CSV.
+- `show` displays a figure or frame, or one line when the source did not measure it (an
+  empty frame, or a figure whose every panel is marked by ``analysis.models.figures``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from analysis.core.io import atomic_path
 if TYPE_CHECKING:
     import pandas as pd
 
+NOT_MEASURED_ATTR = "painanx_not_measured"  # set on Axes by analysis.models.figures
+NOT_MEASURED_LINE = "Not measured in this source: nothing to show here."
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -118,7 +122,8 @@ def table_html(
     return (
         f'<figure class="painanx-table"><figcaption>{cap} '
         f'<a class="csv-link" href="tables/{html.escape(name)}.csv">CSV</a></figcaption>'
-        f'<div class="table-scroll">{body}</div></figure>'
+        f'<div class="table-scroll" tabindex="0" role="region" aria-label="{cap}">{body}</div>'
+        "</figure>"
     )
 
 
@@ -136,3 +141,30 @@ def table(
 
     write_table_csv(df, output_dir, name, index=index)
     display(HTML(table_html(df, name, caption, index=index)))
+
+
+def is_not_measured(obj) -> bool:
+    """True for an empty frame, or a figure whose every panel says 'not measured'."""
+    if getattr(obj, "empty", False) is True:
+        return True
+    fig = getattr(obj, "figure", obj)
+    axes = getattr(fig, "axes", None)
+    return bool(axes) and all(getattr(ax, NOT_MEASURED_ATTR, False) for ax in axes)
+
+
+def show(obj, what: str | None = None) -> None:
+    """Display a figure (as `figure` does) or a frame, or one line saying the source did not
+    measure it (``what`` names it), with no empty figure or table."""
+    from IPython.display import Markdown, display  # notebook-only, as in `figure`
+
+    if is_not_measured(obj):
+        if hasattr(obj, "savefig") or hasattr(getattr(obj, "figure", None), "savefig"):
+            import matplotlib.pyplot as plt  # notebook-only, as in `figure`
+
+            plt.close(getattr(obj, "figure", obj))
+        line = f"{what}: not measured in this source." if what else NOT_MEASURED_LINE
+        display(Markdown(f"*{line}*"))
+    elif hasattr(getattr(obj, "figure", obj), "savefig"):
+        figure(obj)
+    else:
+        display(obj)

@@ -26,8 +26,10 @@ from pygments.formatters import HtmlFormatter
 
 from analysis import __version__
 from analysis.build.display import format_number
+from analysis.build.forest import forest_svg
 from analysis.claims.ledger import ClaimHistory
-from analysis.claims.registry import VERDICTS
+from analysis.claims.plain import bottom_line, has_raw_keys, plain_finding
+from analysis.claims.registry import VERDICTS, load_registry
 from analysis.core.findings import EVIDENCE_SOURCES, SOURCES
 from analysis.core.io import write_text_atomic
 
@@ -445,6 +447,7 @@ def render_index(
         .render(
             **_page_context(
                 title="Claims dashboard",
+                article_title=ARTICLE_TITLE,
                 summary=summary,
                 failures=failures,
                 messages=messages,
@@ -465,6 +468,7 @@ def prepare_verdicts_for_index(
     update history from the ledger, and its schema.org ClaimReview markup."""
     out = []
     ledger = ledger or {}
+    meaningful = meaningful_sizes()
     for v in verdicts:
         v = dict(v)
         kf = v.get("key_finding") or {}
@@ -482,8 +486,32 @@ def prepare_verdicts_for_index(
         v["notebook_name"] = Path(str(v.get("notebook") or "")).stem or None
         v["updates"] = _updates_of(v, ledger.get(v.get("claim_id", "")))
         v["claim_review"] = claim_review_json(v)
+        v.update(reader_view(v, meaningful))
         out.append(v)
     return out
+
+
+def reader_view(v: Mapping, meaningful: Mapping[str, float]) -> dict:
+    """What a card shows readers in plain words: the bottom line, the evidence as sentences
+    (numbered like its forest plot), caveats without registry keys (those go to details)."""
+    evidence = [f for f in v.get("findings") or [] if f.get("source") != "synthetic"]
+    caveats = list(v.get("caveats") or [])
+    kf = v.get("key_finding")
+    return {
+        "bottom_line": bottom_line(v),
+        "key_sentence": plain_finding(kf) if kf else None,
+        "evidence": [plain_finding(f) for f in evidence],
+        "plain_caveats": [c for c in caveats if not has_raw_keys(c)],
+        "detail_caveats": [c for c in caveats if has_raw_keys(c)],
+        "forest": forest_svg(str(v.get("claim_id")), evidence, meaningful),
+    }
+
+
+def meaningful_sizes() -> dict[str, float]:
+    """The registry's smallest effect that matters, per estimand key (for the forest plots)."""
+    return {
+        k: e.meaningful for k, e in load_registry().estimands.items() if e.meaningful is not None
+    }
 
 
 def _updates_of(v: Mapping, rec: ClaimHistory | None) -> dict:

@@ -3,7 +3,8 @@ intervals, drawn by one error-bar helper, as bars, points or forest rows.
 
 Each function takes a result (or a frame) and returns the matplotlib Figure; the ones with an
 ``ax`` argument draw into it when given. A source that does not measure what a figure needs
-gets a blank panel that says so.
+gets a panel that says so, marked (``NOT_MEASURED``) so that `analysis.build.display.show`
+prints one line instead of an empty figure.
 """
 
 from __future__ import annotations
@@ -31,9 +32,13 @@ def _axes(ax, figsize: tuple[float, float]):
     return ax
 
 
+NOT_MEASURED = "painanx_not_measured"  # attribute on an Axes: nothing to draw here
+
+
 def _not_measured(ax):
     ax.text(0.5, 0.5, "not measured in this source", ha="center", va="center")
     ax.set_axis_off()
+    setattr(ax, NOT_MEASURED, True)
     return ax.figure
 
 
