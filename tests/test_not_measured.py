@@ -27,6 +27,7 @@ def test_marker_names_agree():
 
 
 def test_placeholder_figure_becomes_one_line(shown):
+    plt.close("all")  # figures other tests in this process left open
     fig = figures.comorbidity(SimpleNamespace(measures={}, table=pd.DataFrame()))
     assert display.is_not_measured(fig)
     display.show(fig, "Prevalence by back pain")
