@@ -719,3 +719,21 @@ def test_the_key_findings_own_e_value_is_used():
     v = verdict([f], "C1")
     assert (v.evalue["evalue_point"], v.evalue["evalue_ci"]) == (5.45, 1.92)
     assert any(c.startswith("E-value 5.45 (1.92 for the CI)") for c in v.caveats)
+
+
+def test_cli_judges_what_the_last_build_judged(tmp_path):
+    """A findings file the last build left out (not in its findings.csv) is not judged by
+    `painanx claims` either, so the command agrees with the dashboard."""
+    from typer.testing import CliRunner
+
+    from analysis.cli import app
+
+    judged = [F("proportion_recovered_6_weeks_acute", 0.6, 0.55, 0.65, source="published")]
+    stale = [F("proportion_recovered_12_weeks_acute", 0.1, 0.05, 0.15, source="published")]
+    write_findings(judged, tmp_path / "published/findings/06_a.json")
+    write_findings(stale, tmp_path / "published/findings/06_b.json")
+    (tmp_path / "findings.csv").write_text("source,notebook\npublished,06_a\n")
+    result = CliRunner().invoke(app, ["claims", "--reports", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    c8 = json.loads((tmp_path / "claims.json").read_text())[7]
+    assert [f["estimand"] for f in c8["findings"]] == ["proportion_recovered_6_weeks_acute"]

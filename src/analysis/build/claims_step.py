@@ -9,6 +9,7 @@ verdicts (no rule given, or the rules failed) each claim with findings is listed
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analysis.build import site
+from analysis.build.fingerprint import findings_path
 from analysis.build.workspace import write_texts_together
 from analysis.claims import verdicts
 from analysis.core.findings import Finding, read_findings
@@ -105,3 +107,16 @@ def _pending_claims(outcome: ClaimsOutcome, reports_dir: Path) -> list[dict]:
         }
         for group in site.group_findings_by_claim(outcome.findings, reports_dir)
     ]
+
+
+def judged_findings_files(reports_dir: Path) -> list[Path]:
+    """The findings files the last build's claims step judged (read back from its findings.csv),
+    so that `painanx claims` agrees with the dashboard; every findings file when there is no
+    findings.csv (a folder assembled by hand)."""
+    table = reports_dir / "findings.csv"
+    if not table.is_file():
+        return sorted(reports_dir.glob("*/findings/*.json"))
+    with table.open(newline="", encoding="utf-8") as fh:
+        pairs = {(row["source"], row["notebook"]) for row in csv.DictReader(fh)}
+    paths = (reports_dir / findings_path(source, notebook) for source, notebook in pairs)
+    return sorted(p for p in paths if p.is_file())

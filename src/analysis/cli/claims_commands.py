@@ -41,18 +41,21 @@ LedgerOption = Annotated[
 
 
 def _verdicts(reports: Path | None, registry: Path | None, *, require_findings: bool = True):
+    from analysis.build.claims_step import judged_findings_files
     from analysis.claims.registry import load_registry
-    from analysis.claims.verdicts import collect_findings, evaluate_claims
+    from analysis.claims.verdicts import evaluate_claims
+    from analysis.core.findings import read_findings
     from analysis.core.paths import reports_dir
 
     folder = Path(reports) if reports is not None else reports_dir()
-    if require_findings and not any(folder.glob("*/findings/*.json")):
+    files = judged_findings_files(folder)  # what the last build judged, as the dashboard shows
+    if require_findings and not files:
         raise typer.BadParameter(
             f"{folder} holds no <source>/findings/*.json: build first with `painanx run`",
             param_hint="--reports",
         )
     reg = load_registry(registry)
-    return folder, reg, evaluate_claims(collect_findings(folder), reg)
+    return folder, reg, evaluate_claims(read_findings(files), reg)
 
 
 @claims_app.callback(invoke_without_command=True)
