@@ -21,7 +21,7 @@ import tempfile
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,14 +41,18 @@ PRELOADED_MODULES = (
     "analysis.build.display",
     "analysis.core.findings",
 )
-# Runs in the kernel; raises when the imports printed or warned anything.
-PRELOAD_CODE = f"""
+
+
+def preload_code(modules: Sequence[str]) -> str:
+    """Code that imports ``modules`` in a kernel and leaves no name behind; it raises when the
+    imports printed or warned anything (a cold kernel would have shown that in a cell)."""
+    return f"""
 def _painanx_preload():
     import contextlib, importlib, io, warnings
     printed = io.StringIO()
     with warnings.catch_warnings(record=True) as caught, \\
             contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
-        for name in {PRELOADED_MODULES!r}:
+        for name in {tuple(modules)!r}:
             importlib.import_module(name)
     said = printed.getvalue() + "".join(str(w.message) for w in caught)
     if said:
@@ -58,6 +62,8 @@ try:
 finally:
     del _painanx_preload
 """
+
+
 START_TIMEOUT_S = 120
 # nbclient starts its kernels with an in-memory IPython history; pooled kernels do the same
 KERNEL_ARGUMENTS = ["--HistoryManager.hist_file=:memory:"]
@@ -121,14 +127,23 @@ class PooledKernel:
 class KernelPool:
     """Starts up to ``count`` kernels, ``size`` ahead of the notebooks that take them, in a
     thread of its own (``with KernelPool(...) as pool:``; `take` one per notebook, `release`
-    it afterwards). Leaving the block shuts down every kernel it started, taken or not."""
+    it afterwards), each with ``preload`` imported. Leaving the block shuts down every kernel
+    it started, taken or not."""
 
-    def __init__(self, *, kernel_name: str, cwd: Path, count: int, size: int, preload: bool):
+    def __init__(
+        self,
+        *,
+        kernel_name: str,
+        cwd: Path,
+        count: int,
+        size: int,
+        preload: Sequence[str] = PRELOADED_MODULES,
+    ):
         self._kernel_name = kernel_name
         self._cwd = str(cwd)
         self._left_to_start = count
         self._size = max(1, size)
-        self._preload = preload
+        self._preload = tuple(preload)
         self._lock = threading.Lock()
         self._ready: deque[Future] = deque()
         self._alive: set[PooledKernel] = set()
@@ -198,7 +213,7 @@ class KernelPool:
     async def _start(self) -> PooledKernel:
         kernel = await self._launch()
         if self._preload and not await self._warmed(kernel):
-            self._preload = False  # its imports printed something: later kernels start cold
+            self._preload = ()  # its imports printed something: later kernels start cold
             await self._shutdown(kernel)
             kernel = await self._launch()
         return kernel
@@ -227,7 +242,7 @@ class KernelPool:
         try:
             await client.wait_for_ready(timeout=START_TIMEOUT_S)
             msg_id = client.execute(
-                PRELOAD_CODE, silent=True, store_history=False, allow_stdin=False
+                preload_code(self._preload), silent=True, store_history=False, allow_stdin=False
             )
             while True:
                 reply = await client.get_shell_msg(timeout=START_TIMEOUT_S)

@@ -448,7 +448,6 @@ def _kernel_pool(settings: _Settings, count: int) -> contextlib.AbstractContextM
         cwd=settings.notebooks_dir,
         count=count,
         size=settings.jobs,
-        preload=True,
     )
 
 
