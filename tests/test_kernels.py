@@ -1,14 +1,23 @@
-"""The pool of warm kernels (analysis.build.kernels): one fresh kernel per notebook, the
-libraries imported ahead without a trace in the notebook, every kernel shut down at the end.
-That pages are the same with and without the pool: tests/test_faults.py."""
+"""What starting costs in `painanx run`: the pool of warm kernels (analysis.build.kernels: one
+fresh kernel per notebook, the libraries imported ahead without a trace in the notebook, every
+kernel shut down at the end), and what `painanx --help` and a rebuild with nothing to run
+import. That pages are the same with and without the pool: tests/test_faults.py."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import nbformat
 import psutil
 from nbclient import NotebookClient
+from site_fixtures import FIXTURES, PLAN
 
+from analysis.build import runner
 from analysis.build.kernels import KernelPool
+
+# what a notebook run needs, and nothing that runs no notebook should load
+HEAVY = ("statsmodels", "seaborn", "matplotlib", "papermill", "nbconvert", "nbclient")
 
 PROBE = (
     "import sys\n"
@@ -56,3 +65,40 @@ def test_closing_the_pool_shuts_down_the_kernels_never_released(tmp_path):
         pids = [k.manager.provisioner.pid for k in kernels]
         assert not any(_gone(pid) for pid in pids)
     assert all(_gone(pid) for pid in pids)
+
+
+def _heavy_modules_after(code: str) -> str:
+    script = f"import sys\n{code}\nprint(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_help_imports_no_heavy_library():
+    code = (
+        "from analysis.cli import main\nsys.argv = ['painanx', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass"
+    )
+    assert _heavy_modules_after(code) == "[]"
+
+
+def test_a_rebuild_with_nothing_to_run_imports_no_heavy_library(tmp_path):
+    arguments = dict(
+        notebooks_dir=str(FIXTURES),
+        reports_dir=str(tmp_path / "reports"),
+        plan_path=str(PLAN),
+        project_root=str(tmp_path),
+        sources=["synthetic"],
+        only=["passing"],
+        claims_hook=None,
+        progress=False,
+    )
+    first = runner.build(**arguments, echo=lambda msg: None)
+    assert {r.key: r.status for r in first.runs}["synthetic/passing"] == "ran"
+    code = (
+        "from analysis.build import runner\n"
+        f"result = runner.build(**{arguments!r}, echo=lambda msg: None)\n"
+        "assert not [r for r in result.runs if r.status == 'ran'], 'something re-ran'"
+    )
+    assert _heavy_modules_after(code) == "[]"
