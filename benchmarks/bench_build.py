@@ -131,16 +131,16 @@ def main() -> None:
         rebuild_s, rebuild = timed_command(run_args)
         help_s = min(timed_command([*PAINANX, "--help"])[0] for _ in range(3))
         if args.compare_cold:
-            cold_reports = Path(tmp) / "cold"
             start = time.perf_counter()
-            runner.build(
-                reports_dir=cold_reports,
-                sources=args.data,
-                jobs=args.jobs,
-                warm_kernels=False,
-                progress=False,
-                echo=lambda msg: None,
-            )
+            with PeakMemory() as cold_memory:
+                runner.build(
+                    reports_dir=Path(tmp) / "cold",
+                    sources=args.data,
+                    jobs=args.jobs,
+                    warm_kernels=False,
+                    progress=False,
+                    echo=lambda msg: None,
+                )
             cold_s = time.perf_counter() - start
 
     print(f"load average before: {' '.join(f'{x:.2f}' for x in load_before)}")
@@ -154,7 +154,8 @@ def main() -> None:
     if args.compare_cold:
         print(
             f"cold build without warm kernels (in-process)  {cold_s:7.2f} s  "
-            f"= {cold_s / floor_s:.2f} x floor; warm pool saves {cold_s - build_s:.2f} s"
+            f"= {cold_s / floor_s:.2f} x floor; warm pool saves {cold_s - build_s:.2f} s; "
+            f"peak memory {cold_memory.peak_bytes / 1e9:.2f} GB"
         )
     gb = memory.peak_bytes / 1e9
     print(
