@@ -264,7 +264,7 @@ class KernelPool:
                 with contextlib.suppress(Exception):
                     client.stop_channels()
             if await manager.is_alive():
-                await manager.shutdown_kernel(now=False)
+                await manager.shutdown_kernel(now=True)  # its notebook is done: free its memory now
             else:
                 await manager.cleanup_resources()
         finally:
