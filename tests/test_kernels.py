@@ -12,9 +12,11 @@ import nbformat
 import psutil
 from nbclient import NotebookClient
 from site_fixtures import FIXTURES, PLAN
+from typer.testing import CliRunner
 
 from analysis.build import runner
 from analysis.build.kernels import KernelPool
+from analysis.cli import app
 
 # what a notebook run needs, and nothing that runs no notebook should load
 HEAVY = ("statsmodels", "seaborn", "matplotlib", "papermill", "nbconvert", "nbclient")
@@ -102,3 +104,16 @@ def test_a_rebuild_with_nothing_to_run_imports_no_heavy_library(tmp_path):
         "assert not [r for r in result.runs if r.status == 'ran'], 'something re-ran'"
     )
     assert _heavy_modules_after(code) == "[]"
+
+
+def test_no_warm_kernels_reaches_the_build(monkeypatch, tmp_path):
+    asked = []
+
+    def build(**kwargs):
+        asked.append(kwargs["warm_kernels"])
+        raise KeyboardInterrupt  # enough: the command ends here
+
+    monkeypatch.setattr(runner, "build", build)
+    for flag in ([], ["--no-warm-kernels"]):
+        CliRunner().invoke(app, ["run", "--reports-dir", str(tmp_path), *flag])
+    assert asked == [True, False]
