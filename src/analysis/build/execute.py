@@ -12,8 +12,6 @@ import os
 import re
 import tempfile
 import time
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import nbformat
 
 from analysis.build import site
 from analysis.build.interrupt import StopRequests
+from analysis.build.kernels import KernelPool, PooledKernel, kernel_manager_class
 from analysis.build.plan import NotebookSpec
 from analysis.build.results import FAILED, INTERRUPTED, RAN, NotebookRun, error_outside_cells
 from analysis.core import provenance
@@ -71,8 +70,12 @@ def execute_notebook(
     kernel_name: str,
     cell_timeout: int = DEFAULT_CELL_TIMEOUT_S,
     stop: StopRequests | None = None,
+    kernels: KernelPool | None = None,
 ) -> None:
     """Run one notebook with papermill and export its page; fills ``task.run``.
+
+    With ``kernels``, the notebook runs in a kernel the pool started ahead (and shuts down
+    after); without, papermill starts one.
 
     A failed run keeps its executed-so-far notebook and still gets a page showing the error,
     but no findings. A run stopped by a second Ctrl-C (``stop``) is marked interrupted: it
@@ -91,7 +94,9 @@ def execute_notebook(
     run.started_at = time.time()
     run.current = False
     try:
-        nb, error = _papermill(task, final_nb, notebooks_dir, kernel_name, cell_timeout, stop)
+        nb, error = _papermill(
+            task, final_nb, notebooks_dir, kernel_name, cell_timeout, stop, kernels
+        )
     finally:
         if stop is not None:
             stop.run_finished(run.key)
@@ -123,6 +128,7 @@ def _papermill(
     kernel_name: str,
     cell_timeout: int,
     stop: StopRequests | None,
+    kernels: KernelPool | None,
 ):
     """Execute the notebook into ``final_nb`` (kept on failure: the executed-so-far notebook;
     removed when nothing was written, so no stale notebook from an earlier build is shown).
@@ -136,9 +142,17 @@ def _papermill(
     partial_nb = final_nb.with_name(f".{final_nb.stem}.partial.ipynb")
     partial_nb.unlink(missing_ok=True)
     error: dict | None = None
+    kernel: PooledKernel | None = None
     kernel_log = tempfile.TemporaryFile(mode="w+b")
     on_launch = (lambda group: stop.kernel_started(task.run.key, group)) if stop else None
     try:
+        if kernels is not None:
+            kernel = kernels.take()
+            if on_launch is not None and kernel.process_group:
+                on_launch(kernel.process_group)
+            kernel_choice = {"km": kernel.manager}
+        else:
+            kernel_choice = {"kernel_manager_class": kernel_manager_class(kernel_log, on_launch)}
         papermill.execute_notebook(
             str(task.input_nb),
             str(partial_nb),
@@ -148,7 +162,7 @@ def _papermill(
             request_save_on_cell_execute=True,
             start_timeout=120,
             execution_timeout=cell_timeout,
-            kernel_manager_class=_kernel_manager_class(kernel_log, on_launch),
+            **kernel_choice,
             # the kernel's working directory, as in JupyterLab (papermill's cwd= uses os.chdir,
             # which is not safe with parallel runs)
             resources={"metadata": {"path": str(notebooks_dir)}},
@@ -162,14 +176,17 @@ def _papermill(
             "traceback": _strip_ansi("\n".join(exc.traceback or []))[-4000:],
         }
     except Exception as exc:  # kernel died, timeout, unreadable notebook, ...
-        kernel_log.seek(0)
+        log = kernel.log_file if kernel is not None else kernel_log
+        log.seek(0)
         error = error_outside_cells(
             type(exc).__name__,
             _strip_ansi(str(exc)).strip()[:2000],
-            "kernel output:\n" + kernel_log.read().decode("utf-8", "replace")[-4000:],
+            "kernel output:\n" + log.read().decode("utf-8", "replace")[-4000:],
         )
     finally:
         kernel_log.close()
+        if kernel is not None:
+            kernels.release(kernel)
         if stop is not None and stop.kernels_stopped:
             partial_nb.unlink(missing_ok=True)
     if stop is not None and stop.kernels_stopped:
@@ -247,42 +264,3 @@ def _source_cell_number(source_nb: Path, executed_index: int) -> int | None:
     if executed_index == injected_at:
         return None
     return executed_index + (0 if executed_index < injected_at else -1) + 1
-
-
-def _kernel_manager_class(log_file, on_launch: Callable[[int], None] | None = None):
-    """A kernel manager for one notebook run.
-
-    The kernel talks over Unix sockets in the temp folder (IPC), not TCP ports: ports are picked
-    by binding and releasing them, which races when many kernels start at once (parallel runs,
-    parallel tests) and kills a kernel now and then. Its own stdout/stderr (start-up and shutdown
-    chatter, crash messages) go to ``log_file`` instead of the terminal. ``on_launch`` receives
-    the kernel's process group (so a second Ctrl-C can stop it).
-    """
-    # part of papermill's stack: imported with it, only when a notebook runs
-    from jupyter_client.manager import AsyncKernelManager
-    from traitlets import default
-
-    use_ipc = os.name == "posix"
-
-    class _PainanxKernelManager(AsyncKernelManager):
-        @default("transport")
-        def _default_transport(self):
-            return "ipc" if use_ipc else "tcp"
-
-        @default("ip")
-        def _default_ip(self):
-            if self.transport == "ipc":
-                return os.path.join(
-                    tempfile.gettempdir(), f"painanx-kernel-{uuid.uuid4().hex[:16]}"
-                )
-            return super()._ip_default()
-
-        async def _async_launch_kernel(self, kernel_cmd, **kw):
-            kw["stdout"] = kw["stderr"] = log_file
-            info = await super()._async_launch_kernel(kernel_cmd, **kw)
-            group = getattr(self.provisioner, "pgid", None)
-            if on_launch is not None and group:
-                on_launch(group)
-            return info
-
-    return _PainanxKernelManager

@@ -93,6 +93,14 @@ def run(
             help="Notebook order/applicability file. Default: the package's notebooks.yaml.",
         ),
     ] = None,
+    warm_kernels: Annotated[
+        bool,
+        typer.Option(
+            "--warm-kernels/--no-warm-kernels",
+            help="Start the next notebooks' kernels ahead, with the heavy libraries imported "
+            "(faster; about 300 MB more memory per two --jobs). The pages are the same.",
+        ),
+    ] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Execute the notebooks (papermill) and build the HTML site in reports/.
@@ -134,6 +142,7 @@ def run(
             only=only or None,
             jobs=jobs,
             force=force,
+            warm_kernels=warm_kernels,
             progress=not quiet,
         )
     except OptionError as exc:

@@ -10,10 +10,6 @@ import typer
 import yaml
 
 from analysis.cli import data_app
-from analysis.core import paths
-from analysis.core.io import atomic_paths, check_writable
-from analysis.data import synthetic as synth
-from analysis.models import synthetic_truth
 
 
 def _parse_overrides(assignments: list[str]) -> dict[str, Any]:
@@ -90,6 +86,13 @@ def synth_command(
       painanx data synth --n 100000 --seed 7 --scenario null
       painanx data synth --n 10000000 --set benzodiazepine_pain_log_or=-0.2 --out big.parquet
     """
+    # the synthetic world needs pandas, pyarrow and statsmodels: imported here, so
+    # `painanx --help` stays quick
+    from analysis.core import paths
+    from analysis.core.io import atomic_paths, check_writable
+    from analysis.data import synthetic as synth
+    from analysis.models import synthetic_truth
+
     target = out if out is not None else paths.processed_dir() / "synthetic.parquet"
     truth_target = truth_path_for(target)
     overrides = _parse_overrides(assignments or [])

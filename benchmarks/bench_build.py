@@ -1,0 +1,180 @@
+"""Benchmark of `painanx run`: the cold default build against its floor, the no-change rebuild,
+`painanx --help`, and the peak memory of the whole process tree.
+
+- floor: papermill on a one-cell notebook (a kernel's start and shutdown) x the number of
+  notebooks the build runs / jobs; no build of N notebooks in separate kernels beats it by much;
+- cold build: `painanx run --reports-dir <scratch>` as a new process, from an empty folder
+  (target <= 1.5 x the floor), with the peak memory of that process and its kernels (resident
+  memory summed, sampled every 50 ms; target <= 1 GB);
+- no-change rebuild: the same command again, a new process (target <= 1.0 s);
+- `painanx --help` as a new process, the best of 3 (target <= 0.5 s).
+
+The machine's load average is printed before and after: other work on the machine slows every
+figure. reports/ is left alone.
+
+    python benchmarks/bench_build.py                 # the default build (what `make report` runs)
+    python benchmarks/bench_build.py --jobs 2 --data synthetic
+    python benchmarks/bench_build.py --compare-cold  # also a build without the warm kernel pool
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+import papermill
+import psutil
+
+from analysis.build import runner
+
+FLOOR_RATIO_TARGET = 1.5
+REBUILD_TARGET_S = 1.0
+HELP_TARGET_S = 0.5
+MEMORY_TARGET_GB = 1.0
+PAINANX = [sys.executable, "-c", "from analysis.cli import main; main()"]
+
+
+class PeakMemory:
+    """The largest sum of resident memory of this process and all its descendants, sampled in
+    a background thread while the ``with`` block runs. Pages shared between processes count
+    once per process, so this is an upper bound."""
+
+    def __init__(self, interval_s: float = 0.05):
+        self.interval_s = interval_s
+        self.peak_bytes = 0
+        self.processes_at_peak = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        while not self._done.is_set():
+            total, count = 0, 0
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    total += proc.memory_info().rss
+                    count += 1
+                except psutil.Error:  # ended between listing and reading
+                    continue
+            if total > self.peak_bytes:
+                self.peak_bytes, self.processes_at_peak = total, count
+            self._done.wait(self.interval_s)
+
+
+def one_cell_notebook_s(folder: Path, repeats: int = 3) -> float:
+    """Median time papermill takes for a notebook with one trivial cell."""
+    source, executed = folder / "one_cell.ipynb", folder / "one_cell.out.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")]), source)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        papermill.execute_notebook(
+            str(source), str(executed), kernel_name="python3", progress_bar=False
+        )
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def timed_command(args: list[str]) -> tuple[float, subprocess.CompletedProcess]:
+    start = time.perf_counter()
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    return time.perf_counter() - start, done
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "NOT met"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--data", action="append", help="data source(s); default: the default build"
+    )
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--compare-cold",
+        action="store_true",
+        help="also build without the warm kernel pool (in-process), for comparison",
+    )
+    args = parser.parse_args()
+    load_before = os.getloadavg()
+
+    with tempfile.TemporaryDirectory(prefix="painanx-bench-") as tmp:
+        reports = Path(tmp) / "reports"
+        run_args = [*PAINANX, "run", "-q", "--reports-dir", str(reports), "--jobs", str(args.jobs)]
+        for source in args.data or []:
+            run_args += ["--data", source]
+
+        with PeakMemory() as memory:
+            build_s, build = timed_command(run_args)
+        ran = sum(" ran " in line for line in build.stdout.splitlines())
+        if build.returncode != 0:
+            print(f"the build failed (exit {build.returncode}):\n{build.stdout}{build.stderr}")
+        one_cell_s = one_cell_notebook_s(Path(tmp))
+        floor_s = one_cell_s * ran / args.jobs
+        rebuild_s, rebuild = timed_command(run_args)
+        help_s = min(timed_command([*PAINANX, "--help"])[0] for _ in range(3))
+        if args.compare_cold:
+            start = time.perf_counter()
+            with PeakMemory() as cold_memory:
+                runner.build(
+                    reports_dir=Path(tmp) / "cold",
+                    sources=args.data,
+                    jobs=args.jobs,
+                    warm_kernels=False,
+                    progress=False,
+                    echo=lambda msg: None,
+                )
+            cold_s = time.perf_counter() - start
+
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in load_before)}")
+    print(f"one-cell notebook (papermill, median of 3)    {one_cell_s:7.2f} s")
+    print(f"floor: {one_cell_s:.2f} s x {ran} notebooks / {args.jobs} jobs        {floor_s:7.2f} s")
+    ratio = build_s / floor_s if floor_s else float("nan")
+    print(
+        f"cold build, `painanx run` (new process)       {build_s:7.2f} s  = {ratio:.2f} x floor "
+        f"(target <= {FLOOR_RATIO_TARGET} x: {verdict(ratio <= FLOOR_RATIO_TARGET)})"
+    )
+    if args.compare_cold:
+        print(
+            f"cold build without warm kernels (in-process)  {cold_s:7.2f} s  "
+            f"= {cold_s / floor_s:.2f} x floor; warm pool saves {cold_s - build_s:.2f} s; "
+            f"peak memory {cold_memory.peak_bytes / 1e9:.2f} GB"
+        )
+    gb = memory.peak_bytes / 1e9
+    print(
+        f"peak memory, process tree (resident, summed)  {gb:7.2f} GB over "
+        f"{memory.processes_at_peak} processes (target <= {MEMORY_TARGET_GB} GB: "
+        f"{verdict(gb <= MEMORY_TARGET_GB)})"
+    )
+    reran = sum(" ran " in line for line in rebuild.stdout.splitlines())
+    note = f"; {reran} notebook(s) re-ran" if reran else ""
+    print(
+        f"no-change rebuild (new process)               {rebuild_s:7.2f} s  "
+        f"(target <= {REBUILD_TARGET_S} s: {verdict(rebuild_s <= REBUILD_TARGET_S)}{note})"
+    )
+    print(
+        f"painanx --help (new process, best of 3)       {help_s:7.2f} s  "
+        f"(target <= {HELP_TARGET_S} s: {verdict(help_s <= HELP_TARGET_S)})"
+    )
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()

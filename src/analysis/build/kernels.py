@@ -1,0 +1,271 @@
+"""Kernels for notebook runs: the kernel manager, and a pool that starts them warm.
+
+A kernel takes ~2 s to start and the notebooks' imports (pandas, statsmodels, matplotlib,
+seaborn, the library) ~2 s more. `KernelPool` starts the next notebooks' kernels while others
+run and imports those libraries there, so a notebook finds its kernel ready. Each kernel serves
+ONE notebook and is then shut down: nothing a notebook does reaches another one.
+
+Pre-importing must not change what a notebook shows. The imports run silently (no execution
+count, no history, no names in the notebook's namespace), and a kernel whose imports would have
+printed anything (a warning, a log line) is not used warm: the pool shuts it down and from then
+on starts kernels without pre-imports, so that output appears in the notebook's cell as it
+would in a cold kernel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+
+# The modules the notebooks import, loaded ahead in a warm kernel (the backend is matplotlib's
+# inline one, which ipykernel sets through MPLBACKEND before any import).
+PRELOADED_MODULES = (
+    "numpy",
+    "pandas",
+    "scipy.stats",
+    "statsmodels.api",
+    "statsmodels.formula.api",
+    "matplotlib.pyplot",
+    "seaborn",
+    "analysis.data",
+    "analysis.models",
+    "analysis.build.display",
+    "analysis.core.findings",
+)
+
+
+def preload_code(modules: Sequence[str]) -> str:
+    """Code that imports ``modules`` in a kernel and leaves no name behind; it raises when the
+    imports printed or warned anything (a cold kernel would have shown that in a cell)."""
+    return f"""
+def _painanx_preload():
+    import contextlib, importlib, io, warnings
+    printed = io.StringIO()
+    with warnings.catch_warnings(record=True) as caught, \\
+            contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        for name in {tuple(modules)!r}:
+            importlib.import_module(name)
+    said = printed.getvalue() + "".join(str(w.message) for w in caught)
+    if said:
+        raise RuntimeError("pre-importing printed: " + said[:500])
+try:
+    _painanx_preload()
+finally:
+    del _painanx_preload
+"""
+
+
+START_TIMEOUT_S = 120
+# nbclient starts its kernels with an in-memory IPython history; pooled kernels do the same
+KERNEL_ARGUMENTS = ["--HistoryManager.hist_file=:memory:"]
+
+
+def kernel_manager_class(log_file, on_launch: Callable[[int], None] | None = None):
+    """A kernel manager for one notebook run.
+
+    The kernel talks over Unix sockets in the temp folder (IPC), not TCP ports: ports are picked
+    by binding and releasing them, which races when many kernels start at once (parallel runs,
+    parallel tests) and kills a kernel now and then. Its own stdout/stderr (start-up and shutdown
+    chatter, crash messages) go to ``log_file`` instead of the terminal. ``on_launch`` receives
+    the kernel's process group (so a second Ctrl-C can stop it). The clients it hands out are
+    kept, so their sockets can be closed when the kernel is shut down.
+    """
+    # part of papermill's stack: imported with it, only when a notebook runs
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    use_ipc = os.name == "posix"
+
+    class _PainanxKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _default_transport(self):
+            return "ipc" if use_ipc else "tcp"
+
+        @default("ip")
+        def _default_ip(self):
+            if self.transport == "ipc":
+                return os.path.join(
+                    tempfile.gettempdir(), f"painanx-kernel-{uuid.uuid4().hex[:16]}"
+                )
+            return super()._ip_default()
+
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            kw["stdout"] = kw["stderr"] = log_file
+            info = await super()._async_launch_kernel(kernel_cmd, **kw)
+            group = getattr(self.provisioner, "pgid", None)
+            if on_launch is not None and group:
+                on_launch(group)
+            return info
+
+        def client(self, **kwargs):
+            kc = super().client(**kwargs)
+            self.__dict__.setdefault("painanx_clients", []).append(kc)
+            return kc
+
+    return _PainanxKernelManager
+
+
+@dataclass(eq=False)  # one per kernel: kept in a set by identity
+class PooledKernel:
+    """A started kernel for one notebook: its manager, its process group and its log."""
+
+    manager: object
+    process_group: int | None
+    log_file: object
+    warm: bool
+
+
+class KernelPool:
+    """Starts up to ``count`` kernels, ``size`` ahead of the notebooks that take them, in a
+    thread of its own (``with KernelPool(...) as pool:``; `take` one per notebook, `release`
+    it afterwards), each with ``preload`` imported. Leaving the block shuts down every kernel
+    it started, taken or not."""
+
+    def __init__(
+        self,
+        *,
+        kernel_name: str,
+        cwd: Path,
+        count: int,
+        size: int,
+        preload: Sequence[str] = PRELOADED_MODULES,
+    ):
+        self._kernel_name = kernel_name
+        self._cwd = str(cwd)
+        self._left_to_start = count
+        self._size = max(1, size)
+        self._preload = tuple(preload)
+        self._lock = threading.Lock()
+        self._ready: deque[Future] = deque()
+        self._alive: set[PooledKernel] = set()
+        self._shutdowns: list[Future] = []
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="painanx-kernels", daemon=True
+        )
+
+    def __enter__(self) -> KernelPool:
+        self._thread.start()
+        with self._lock:
+            for _ in range(self._size):
+                self._start_one()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def take(self) -> PooledKernel:
+        """The next started kernel (waiting for it if need be); another one starts ahead."""
+        with self._lock:
+            if not self._ready:
+                self._start_one(force=True)
+            future = self._ready.popleft()
+            self._start_one()
+        return future.result()
+
+    def release(self, kernel: PooledKernel) -> None:
+        """Shut a used kernel down (in the pool's thread; `close` waits for it)."""
+        with self._lock:
+            self._shutdowns.append(self._submit(self._shutdown(kernel)))
+
+    def close(self) -> None:
+        """Shut down every kernel still alive and stop the pool's thread."""
+        if not self._thread.is_alive():
+            return
+        with self._lock:
+            self._left_to_start = 0
+            starting = list(self._ready)
+            self._ready.clear()
+        for future in starting:
+            with contextlib.suppress(Exception):
+                future.result()
+        with self._lock:
+            for kernel in list(self._alive):
+                self._shutdowns.append(self._submit(self._shutdown(kernel)))
+            shutdowns = list(self._shutdowns)
+        for future in shutdowns:
+            with contextlib.suppress(Exception):
+                future.result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    # ------------------------------------------------------------------ in the pool's thread
+
+    def _start_one(self, force: bool = False) -> None:
+        if self._left_to_start <= 0 and not force:
+            return
+        self._left_to_start -= 1
+        self._ready.append(self._submit(self._start()))
+
+    def _submit(self, coroutine) -> Future:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+
+    async def _start(self) -> PooledKernel:
+        kernel = await self._launch()
+        if self._preload and not await self._warmed(kernel):
+            self._preload = ()  # its imports printed something: later kernels start cold
+            await self._shutdown(kernel)
+            kernel = await self._launch()
+        return kernel
+
+    async def _launch(self) -> PooledKernel:
+        log_file = tempfile.TemporaryFile(mode="w+b")
+        manager = kernel_manager_class(log_file)(kernel_name=self._kernel_name)
+        await manager.start_kernel(extra_arguments=list(KERNEL_ARGUMENTS), cwd=self._cwd)
+        group = getattr(manager.provisioner, "pgid", None)
+        kernel = PooledKernel(manager, group, log_file, warm=False)
+        with self._lock:
+            self._alive.add(kernel)
+        return kernel
+
+    async def _warmed(self, kernel: PooledKernel) -> bool:
+        """Import the heavy libraries in the kernel; False when that printed anything or
+        failed."""
+        try:
+            return await self._import_ahead(kernel)
+        except Exception:  # timed out, kernel died: it is replaced by a cold one
+            return False
+
+    async def _import_ahead(self, kernel: PooledKernel) -> bool:
+        client = kernel.manager.client()
+        client.start_channels()
+        try:
+            await client.wait_for_ready(timeout=START_TIMEOUT_S)
+            msg_id = client.execute(
+                preload_code(self._preload), silent=True, store_history=False, allow_stdin=False
+            )
+            while True:
+                reply = await client.get_shell_msg(timeout=START_TIMEOUT_S)
+                if reply["parent_header"].get("msg_id") == msg_id:
+                    break
+        finally:
+            client.stop_channels()
+        kernel.warm = reply["content"]["status"] == "ok"
+        return kernel.warm
+
+    async def _shutdown(self, kernel: PooledKernel) -> None:
+        with self._lock:
+            if kernel not in self._alive:
+                return
+            self._alive.discard(kernel)
+        manager = kernel.manager
+        try:
+            for client in manager.__dict__.get("painanx_clients", []):
+                with contextlib.suppress(Exception):
+                    client.stop_channels()
+            if await manager.is_alive():
+                await manager.shutdown_kernel(now=True)  # its notebook is done: free its memory now
+            else:
+                await manager.cleanup_resources()
+        finally:
+            kernel.log_file.close()
