@@ -211,8 +211,9 @@ class KernelPool:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
 
     async def _start(self) -> PooledKernel:
+        modules = self._preload  # as it is now: another start may clear it while this one waits
         kernel = await self._launch()
-        if self._preload and not await self._warmed(kernel):
+        if modules and not await self._warmed(kernel, modules):
             self._preload = ()  # its imports printed something: later kernels start cold
             await self._shutdown(kernel)
             kernel = await self._launch()
@@ -228,21 +229,21 @@ class KernelPool:
             self._alive.add(kernel)
         return kernel
 
-    async def _warmed(self, kernel: PooledKernel) -> bool:
+    async def _warmed(self, kernel: PooledKernel, modules: Sequence[str]) -> bool:
         """Import the heavy libraries in the kernel; False when that printed anything or
         failed."""
         try:
-            return await self._import_ahead(kernel)
+            return await self._import_ahead(kernel, modules)
         except Exception:  # timed out, kernel died: it is replaced by a cold one
             return False
 
-    async def _import_ahead(self, kernel: PooledKernel) -> bool:
+    async def _import_ahead(self, kernel: PooledKernel, modules: Sequence[str]) -> bool:
         client = kernel.manager.client()
         client.start_channels()
         try:
             await client.wait_for_ready(timeout=START_TIMEOUT_S)
             msg_id = client.execute(
-                preload_code(self._preload), silent=True, store_history=False, allow_stdin=False
+                preload_code(modules), silent=True, store_history=False, allow_stdin=False
             )
             while True:
                 reply = await client.get_shell_msg(timeout=START_TIMEOUT_S)
