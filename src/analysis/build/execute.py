@@ -15,8 +15,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
-
 from analysis.build import site
 from analysis.build.interrupt import StopRequests
 from analysis.build.kernels import KernelPool, PooledKernel, kernel_manager_class
@@ -136,6 +134,7 @@ def _papermill(
     Ctrl-C), its partial notebook is removed and ``final_nb`` is left as it was."""
     # papermill starts up slowly (~1 s): imported only when a notebook actually runs, so a
     # rebuild with nothing to run stays quick
+    import nbformat  # lazily, like papermill: it loads jsonschema's format checkers (~0.7 s)
     import papermill
     from papermill.exceptions import PapermillExecutionError
 

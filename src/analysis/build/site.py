@@ -21,7 +21,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import jinja2
-import nbformat
 from pygments.formatters import HtmlFormatter
 
 from analysis import __version__
@@ -278,6 +277,9 @@ def export_notebook_page(
     executed_ipynb: str | os.PathLike[str], html_path: str | os.PathLike[str], **kwargs
 ) -> Path:
     """Read an executed notebook and write its page (atomically). kwargs: see render_notebook_page."""
+    import nbformat  # lazily: it loads jsonschema's format checkers (~0.7 s), which a rebuild
+    # with nothing to export never needs
+
     nb = nbformat.read(str(executed_ipynb), as_version=4)
     kwargs.setdefault("notebook_file", Path(executed_ipynb).name)
     html = render_notebook_page(nb, **kwargs)
