@@ -9,11 +9,11 @@ effects, covariances, differences, prevalence ratios) compared.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from reference_designs import DESIGNS, REFERENCE, data
 
 from analysis.survey import (
     DomainEstimates,
@@ -25,15 +25,7 @@ from analysis.survey import (
     SurveyDesignError,
 )
 
-REFERENCE = Path(__file__).parent / "reference"
 RTOL = 1e-6
-
-DESIGNS = {
-    "apistrat": {"weight": "pw", "strata": "stype"},
-    "apiclus1": {"weight": "pw", "psu": "dnum"},
-    "nhanes": {"weight": "WTMEC2YR", "strata": "SDMVSTRA", "psu": "SDMVPSU", "nest": True},
-    "lonely_design": {"weight": "weight", "strata": "stratum", "psu": "psu", "nest": True},
-}
 
 
 @functools.cache
@@ -43,11 +35,6 @@ def reference() -> pd.DataFrame:
     )
     ref["value"] = ref["value"].astype(float)
     return ref
-
-
-@functools.cache
-def data(name: str) -> pd.DataFrame:
-    return pd.read_csv(REFERENCE / "data" / f"{name}.csv")
 
 
 def make_design(name: str, policy: str, categorical: str | None = None) -> SurveyDesign:

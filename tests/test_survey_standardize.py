@@ -7,11 +7,11 @@ values); R is never run here.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from reference_designs import DESIGNS, REFERENCE, data
 
 from analysis.survey import (
     DomainEstimates,
@@ -21,14 +21,7 @@ from analysis.survey import (
     direct_standardize,
 )
 
-REFERENCE = Path(__file__).parent / "reference"
 RTOL = 1e-6
-
-DESIGNS = {
-    "apistrat": {"weight": "pw", "strata": "stype"},
-    "apiclus1": {"weight": "pw", "psu": "dnum"},
-    "nhanes": {"weight": "WTMEC2YR", "strata": "SDMVSTRA", "psu": "SDMVPSU", "nest": True},
-}
 
 
 @functools.cache
@@ -36,11 +29,6 @@ def reference() -> pd.DataFrame:
     ref = pd.read_csv(REFERENCE / "standardize_reference.csv", keep_default_na=False, dtype=str)
     ref["value"] = ref["value"].astype(float)
     return ref
-
-
-@functools.cache
-def data(name: str) -> pd.DataFrame:
-    return pd.read_csv(REFERENCE / "data" / f"{name}.csv")
 
 
 def design(name: str) -> SurveyDesign:
