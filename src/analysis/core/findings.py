@@ -34,9 +34,10 @@ def _declared_sources() -> dict[str, bool]:
     }
 
 
-SOURCES = tuple(_declared_sources())
+_IS_EVIDENCE = _declared_sources()  # read once, at import
+SOURCES = tuple(_IS_EVIDENCE)
 # synthetic runs validate the pipeline; they are never evidence
-EVIDENCE_SOURCES = tuple(name for name, evidence in _declared_sources().items() if evidence)
+EVIDENCE_SOURCES = tuple(name for name, evidence in _IS_EVIDENCE.items() if evidence)
 
 
 @dataclass(frozen=True)
