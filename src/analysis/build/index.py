@@ -26,7 +26,7 @@ from analysis.build.results import (
     error_text,
 )
 from analysis.build.workspace import write_texts_together
-from analysis.claims.ledger import load_ledger
+from analysis.claims.ledger import ClaimHistory, load_ledger
 from analysis.data.registry import SourceSpec
 
 BUILD_STATUS_COLUMNS = (
@@ -53,6 +53,7 @@ def write_index(
     """Write reports/index.html and build_status.csv from this build and the manifest."""
     reports_dir = result.reports_dir
     by_key = {r.key: r for r in result.runs}
+    ledger = load_ledger()  # the cards' update lines and the updates page
     sections, status_rows, failures = [], [], []
     for name, spec in plan.sources.items():
         if spec.default == "never" and name not in selection.selected:
@@ -71,13 +72,13 @@ def write_index(
         summary=_summary(status_rows, result),
         failures=failures,
         messages=[*result.messages, *result.errors],
-        claims=_claims_context(claims, reports_dir),
+        claims=_claims_context(claims, reports_dir, ledger),
         sources=sections,
         provenance=site_provenance,
         built_at=site_provenance["built_at"],
     )
     index = reports_dir / "index.html"
-    updates = site.render_updates(load_ledger(), site_provenance, site_provenance["built_at"])
+    updates = site.render_updates(ledger, site_provenance, site_provenance["built_at"])
     write_texts_together(
         {
             reports_dir / "build_status.csv": site.csv_text(status_rows, BUILD_STATUS_COLUMNS),
@@ -200,11 +201,13 @@ def _summary(status_rows: list[dict], result: BuildResult) -> dict:
     }
 
 
-def _claims_context(claims: ClaimsOutcome, reports_dir: Path) -> dict:
+def _claims_context(
+    claims: ClaimsOutcome, reports_dir: Path, ledger: Mapping[str, ClaimHistory]
+) -> dict:
     """The claims dashboard: verdicts when evaluated, else the findings grouped by claim."""
     return {
         "evaluated": claims.evaluated,
-        "verdicts": site.prepare_verdicts_for_index(claims.verdicts, reports_dir, load_ledger())
+        "verdicts": site.prepare_verdicts_for_index(claims.verdicts, reports_dir, ledger)
         if claims.evaluated
         else [],
         "groups": []
