@@ -45,16 +45,22 @@ PRELOADED_MODULES = (
 
 def preload_code(modules: Sequence[str]) -> str:
     """Code that imports ``modules`` in a kernel and leaves no name behind; it raises when the
-    imports printed or warned anything (a cold kernel would have shown that in a cell)."""
+    imports printed or warned anything (a cold kernel would have shown that in a cell).
+    Warnings are caught where they would be shown, not with ``catch_warnings``, which would
+    also undo the warning filters the imports install."""
     return f"""
 def _painanx_preload():
     import contextlib, importlib, io, warnings
-    printed = io.StringIO()
-    with warnings.catch_warnings(record=True) as caught, \\
-            contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
-        for name in {tuple(modules)!r}:
-            importlib.import_module(name)
-    said = printed.getvalue() + "".join(str(w.message) for w in caught)
+    printed, shown = io.StringIO(), []
+    show = warnings.showwarning
+    warnings.showwarning = lambda message, *args, **kwargs: shown.append(str(message))
+    try:
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            for name in {tuple(modules)!r}:
+                importlib.import_module(name)
+    finally:
+        warnings.showwarning = show
+    said = printed.getvalue() + "".join(shown)
     if said:
         raise RuntimeError("pre-importing printed: " + said[:500])
 try:
