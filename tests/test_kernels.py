@@ -5,17 +5,21 @@ import. That pages are the same with and without the pool: tests/test_faults.py.
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 
 import nbformat
 import psutil
+import pytest
 from nbclient import NotebookClient
 from site_fixtures import FIXTURES, PLAN
 from typer.testing import CliRunner
 
 from analysis.build import runner
-from analysis.build.kernels import KernelPool
+from analysis.build.kernel_template import KernelTemplate, TemplateUnavailable
+from analysis.build.kernels import PRELOADED_MODULES, KernelPool
 from analysis.cli import app
 
 # what a notebook run needs, and nothing that runs no notebook should load
@@ -117,3 +121,88 @@ def test_no_warm_kernels_reaches_the_build(monkeypatch, tmp_path):
     for flag in ([], ["--no-warm-kernels"]):
         CliRunner().invoke(app, ["run", "--reports-dir", str(tmp_path), *flag])
     assert asked == [True, False]
+
+
+# ------------------------------------------------------------- kernels forked from a template
+
+# what a notebook can see of the process it runs in; a forked kernel must show the same as a
+# kernel started cold that imported the same libraries in its first cell
+INTROSPECT = """
+import importlib, json, os, signal, sys, threading, warnings
+for name in {modules!r}:
+    importlib.import_module(name)
+print(json.dumps(dict(
+    argv0=sys.argv[0], argv_rest=sys.argv[3:], path=sys.path, cwd=os.getcwd(),
+    threads=sorted(t.name for t in threading.enumerate()),
+    signals=[str(signal.getsignal(s)) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)],
+    filters=sorted(map(str, warnings.filters)), stdin=os.readlink("/proc/self/fd/0")[:5],
+    own_session=os.getsid(0) == os.getpid(), environment=sorted(os.environ),
+    modules=sorted(sys.modules), backend=sys.modules["matplotlib"].get_backend(),
+)))
+"""
+
+
+def _introspect(tmp_path, **pool_options) -> tuple[dict, object]:
+    code = INTROSPECT.format(modules=PRELOADED_MODULES)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    with KernelPool(kernel_name="python3", cwd=tmp_path, count=1, size=1, **pool_options) as pool:
+        kernel = pool.take()
+        done = NotebookClient(nb, km=kernel.manager).execute()
+        pool.release(kernel)
+    return json.loads(done.cells[0].outputs[0]["text"]), kernel
+
+
+def test_a_forked_kernel_looks_like_a_kernel_started_cold(tmp_path):
+    forked, kernel = _introspect(tmp_path)
+    cold, cold_kernel = _introspect(tmp_path, preload=())
+    assert kernel.forked and kernel.warm
+    assert not cold_kernel.forked and not cold_kernel.warm
+    for key, value in cold.items():
+        assert forked[key] == value, f"{key}: forked {forked[key]!r}, cold {value!r}"
+    assert forked["stdin"] == "pipe:" and forked["own_session"]
+    assert "analysis.build.kernel_template" not in forked["modules"]
+
+
+def test_a_forked_kernel_is_its_own_process_and_ends_when_released(tmp_path):
+    with KernelPool(kernel_name="python3", cwd=tmp_path, count=2, size=1) as pool:
+        kernels = [pool.take(), pool.take()]
+        pids = [k.manager.provisioner.pid for k in kernels]
+        assert all(k.forked for k in kernels) and len(set(pids)) == 2
+        assert [k.process_group for k in kernels] == pids  # a second Ctrl-C can stop each
+        for kernel in kernels:
+            pool.release(kernel)
+    assert all(_gone(pid) for pid in pids)
+
+
+def test_a_kernel_asked_for_other_blas_threads_is_not_forked(tmp_path, monkeypatch):
+    with KernelTemplate(["numpy"]) as template:
+        assert template.available, template.why_unavailable
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="7")
+        with pytest.raises(TemplateUnavailable, match="OPENBLAS_NUM_THREADS"):
+            template.fork([sys.executable, "-m", "ipykernel_launcher"], env, str(tmp_path), 1)
+        with pytest.raises(TemplateUnavailable, match="not a launch of"):
+            template.fork([sys.executable, "-m", "other_kernel"], dict(os.environ), "/", 1)
+
+
+def test_kernels_end_with_their_template_and_the_next_ones_start_the_ordinary_way(tmp_path):
+    with KernelPool(kernel_name="python3", cwd=tmp_path, count=2, size=1) as pool:
+        first = pool.take()  # and the second one is forked ahead
+        template = pool._template._process
+        children = psutil.Process(template.pid).children()
+        forked = [child.pid for child in children]
+        template.kill()  # as the OOM killer might
+        template.wait()
+        psutil.wait_procs(children, timeout=10)
+        second = pool.take()
+        cell = _run_probe(second).cells[0]
+        for kernel in (first, second):
+            pool.release(kernel)
+    assert first.forked and not second.forked and len(forked) == 2
+    assert all(_gone(pid) for pid in forked)  # the kernels' parent poller ended them
+    assert cell.outputs[0]["text"] == "['seaborn', 'statsmodels.api'] []\n"  # imported ahead
+
+
+def test_a_template_whose_imports_print_is_not_used(tmp_path):
+    with KernelTemplate(["this"]) as template:
+        assert not template.available
+        assert template.why_unavailable.startswith("importing printed: The Zen of Python")

@@ -2,8 +2,10 @@
 
 A kernel takes ~2 s to start and the notebooks' imports (pandas, statsmodels, matplotlib,
 seaborn, the library) ~2 s more. `KernelPool` starts the next notebooks' kernels while others
-run and imports those libraries there, so a notebook finds its kernel ready. Each kernel serves
-ONE notebook and is then shut down: nothing a notebook does reaches another one.
+run, forked from a template process that imported those libraries once (kernel_template.py),
+so a notebook finds its kernel ready. Each kernel serves ONE notebook and is then shut down:
+nothing a notebook does reaches another one. Where the template cannot serve, the pool imports
+the libraries in each kernel after it starts.
 
 Pre-importing must not change what a notebook shows. The imports run silently (no execution
 count, no history, no names in the notebook's namespace), and a kernel whose imports would have
@@ -25,6 +27,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+
+from analysis.build.kernel_template import (
+    KernelTemplate,
+    TemplateUnavailable,
+    kernel_interpreter,
+)
 
 # The modules the notebooks import, loaded ahead in a warm kernel (the backend is matplotlib's
 # inline one, which ipykernel sets through MPLBACKEND before any import).
@@ -75,7 +83,11 @@ START_TIMEOUT_S = 120
 KERNEL_ARGUMENTS = ["--HistoryManager.hist_file=:memory:"]
 
 
-def kernel_manager_class(log_file, on_launch: Callable[[int], None] | None = None):
+def kernel_manager_class(
+    log_file,
+    on_launch: Callable[[int], None] | None = None,
+    template: KernelTemplate | None = None,
+):
     """A kernel manager for one notebook run.
 
     The kernel talks over Unix sockets in the temp folder (IPC), not TCP ports: ports are picked
@@ -83,11 +95,29 @@ def kernel_manager_class(log_file, on_launch: Callable[[int], None] | None = Non
     parallel tests) and kills a kernel now and then. Its own stdout/stderr (start-up and shutdown
     chatter, crash messages) go to ``log_file`` instead of the terminal. ``on_launch`` receives
     the kernel's process group (so a second Ctrl-C can stop it). The clients it hands out are
-    kept, so their sockets can be closed when the kernel is shut down.
+    kept, so their sockets can be closed when the kernel is shut down. With a ``template``, the
+    kernel is forked from it when it can serve (kernel_template.py), else started as usual.
     """
     # part of papermill's stack: imported with it, only when a notebook runs
     from jupyter_client.manager import AsyncKernelManager
+    from jupyter_client.provisioning import LocalProvisioner
     from traitlets import default
+
+    class _ForkedProvisioner(LocalProvisioner):
+        """Launches the kernel as a fork of the template; as usual when it cannot."""
+
+        forked = False
+
+        async def launch_kernel(self, cmd, **kwargs):
+            try:
+                cwd = str(kwargs.get("cwd") or os.getcwd())
+                self.process = template.fork(cmd, kwargs["env"], cwd, kwargs["stdout"].fileno())
+            except TemplateUnavailable:
+                return await super().launch_kernel(cmd, **kwargs)
+            self.forked = True
+            self.pid = self.pgid = self.process.pid  # the child made its own session
+            self.cwd = cwd
+            return self.connection_info
 
     use_ipc = os.name == "posix"
 
@@ -103,6 +133,14 @@ def kernel_manager_class(log_file, on_launch: Callable[[int], None] | None = Non
                     tempfile.gettempdir(), f"painanx-kernel-{uuid.uuid4().hex[:16]}"
                 )
             return super()._ip_default()
+
+        async def _async_pre_start_kernel(self, **kw):
+            if template is not None and self.provisioner is None:
+                self.kernel_id = self.kernel_id or str(uuid.uuid4())
+                self.provisioner = _ForkedProvisioner(
+                    kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self
+                )
+            return await super()._async_pre_start_kernel(**kw)
 
         async def _async_launch_kernel(self, kernel_cmd, **kw):
             kw["stdout"] = kw["stderr"] = log_file
@@ -120,6 +158,13 @@ def kernel_manager_class(log_file, on_launch: Callable[[int], None] | None = Non
     return _PainanxKernelManager
 
 
+def kernel_argv(kernel_name: str) -> list[str]:
+    """The command line of the kernel spec ``kernel_name`` (``{connection_file}`` unfilled)."""
+    from jupyter_client.kernelspec import KernelSpecManager  # with papermill's stack, lazily
+
+    return list(KernelSpecManager().get_kernel_spec(kernel_name).argv)
+
+
 @dataclass(eq=False)  # one per kernel: kept in a set by identity
 class PooledKernel:
     """A started kernel for one notebook: its manager, its process group and its log."""
@@ -128,13 +173,15 @@ class PooledKernel:
     process_group: int | None
     log_file: object
     warm: bool
+    forked: bool = False
 
 
 class KernelPool:
     """Starts up to ``count`` kernels, ``size`` ahead of the notebooks that take them, in a
     thread of its own (``with KernelPool(...) as pool:``; `take` one per notebook, `release`
-    it afterwards), each with ``preload`` imported. Leaving the block shuts down every kernel
-    it started, taken or not."""
+    it afterwards), each with ``preload`` imported: forked from a `KernelTemplate` that imported
+    them once (``fork=True``, where it can serve), else imported in each kernel as it starts.
+    Leaving the block shuts down every kernel it started, taken or not, and the template."""
 
     def __init__(
         self,
@@ -144,12 +191,18 @@ class KernelPool:
         count: int,
         size: int,
         preload: Sequence[str] = PRELOADED_MODULES,
+        fork: bool = True,
     ):
         self._kernel_name = kernel_name
         self._cwd = str(cwd)
         self._left_to_start = count
         self._size = max(1, size)
         self._preload = tuple(preload)
+        interpreter = kernel_interpreter(kernel_argv(kernel_name)) if fork else None
+        self._template = (
+            KernelTemplate(self._preload, interpreter) if interpreter and self._preload else None
+        )
+        self._template_started: Future | None = None
         self._lock = threading.Lock()
         self._ready: deque[Future] = deque()
         self._alive: set[PooledKernel] = set()
@@ -162,6 +215,8 @@ class KernelPool:
     def __enter__(self) -> KernelPool:
         self._thread.start()
         with self._lock:
+            if self._template is not None:
+                self._template_started = self._submit(self._start_template())
             for _ in range(self._size):
                 self._start_one()
         return self
@@ -170,13 +225,19 @@ class KernelPool:
         self.close()
 
     def take(self) -> PooledKernel:
-        """The next started kernel (waiting for it if need be); another one starts ahead."""
-        with self._lock:
-            if not self._ready:
-                self._start_one(force=True)
-            future = self._ready.popleft()
-            self._start_one()
-        return future.result()
+        """The next started kernel (waiting for it if need be); another one starts ahead. A
+        kernel that ended while it waited (a forked one whose template was stopped) is
+        replaced."""
+        while True:
+            with self._lock:
+                if not self._ready:
+                    self._start_one(force=True)
+                future = self._ready.popleft()
+                self._start_one()
+            kernel = future.result()
+            if kernel.manager.provisioner.process.poll() is None:
+                return kernel
+            self.release(kernel)
 
     def release(self, kernel: PooledKernel) -> None:
         """Shut a used kernel down (in the pool's thread; `close` waits for it)."""
@@ -201,6 +262,10 @@ class KernelPool:
         for future in shutdowns:
             with contextlib.suppress(Exception):
                 future.result(timeout=30)
+        if self._template_started is not None:
+            with contextlib.suppress(Exception):
+                self._template_started.result()
+            self._template.close()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()
@@ -216,9 +281,19 @@ class KernelPool:
     def _submit(self, coroutine) -> Future:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
 
+    async def _start_template(self) -> None:
+        await asyncio.to_thread(self._template.start)
+        if (self._template.why_unavailable or "").startswith("importing printed"):
+            self._preload = ()  # a cold kernel would show what the imports print
+
     async def _start(self) -> PooledKernel:
+        if self._template_started is not None:
+            await asyncio.wrap_future(self._template_started)
         modules = self._preload  # as it is now: another start may clear it while this one waits
         kernel = await self._launch()
+        if kernel.forked:
+            kernel.warm = True  # the template imported the modules before forking it
+            return kernel
         if modules and not await self._warmed(kernel, modules):
             self._preload = ()  # its imports printed something: later kernels start cold
             await self._shutdown(kernel)
@@ -227,10 +302,12 @@ class KernelPool:
 
     async def _launch(self) -> PooledKernel:
         log_file = tempfile.TemporaryFile(mode="w+b")
-        manager = kernel_manager_class(log_file)(kernel_name=self._kernel_name)
+        template = self._template if self._template and self._template.available else None
+        manager = kernel_manager_class(log_file, template=template)(kernel_name=self._kernel_name)
         await manager.start_kernel(extra_arguments=list(KERNEL_ARGUMENTS), cwd=self._cwd)
         group = getattr(manager.provisioner, "pgid", None)
-        kernel = PooledKernel(manager, group, log_file, warm=False)
+        forked = getattr(manager.provisioner, "forked", False)
+        kernel = PooledKernel(manager, group, log_file, warm=False, forked=forked)
         with self._lock:
             self._alive.add(kernel)
         return kernel

@@ -97,8 +97,8 @@ def run(
         bool,
         typer.Option(
             "--warm-kernels/--no-warm-kernels",
-            help="Start the next notebooks' kernels ahead, with the heavy libraries imported "
-            "(faster; about 300 MB more memory per two --jobs). The pages are the same.",
+            help="Start the next notebooks' kernels ahead, forked from one process that "
+            "imported the heavy libraries once (faster). The pages are the same.",
         ),
     ] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
