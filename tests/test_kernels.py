@@ -152,15 +152,16 @@ def _introspect(tmp_path, **pool_options) -> tuple[dict, object]:
     return json.loads(done.cells[0].outputs[0]["text"]), kernel
 
 
-def test_a_forked_kernel_looks_like_a_kernel_started_cold(tmp_path):
-    forked, kernel = _introspect(tmp_path)
+@pytest.mark.parametrize("fork", [True, False], ids=["forked", "imported-after-start"])
+def test_a_warm_kernel_looks_like_a_kernel_started_cold(tmp_path, fork):
+    warm, kernel = _introspect(tmp_path, fork=fork)
     cold, cold_kernel = _introspect(tmp_path, preload=())
-    assert kernel.forked and kernel.warm
+    assert kernel.forked == fork and kernel.warm
     assert not cold_kernel.forked and not cold_kernel.warm
     for key, value in cold.items():
-        assert forked[key] == value, f"{key}: forked {forked[key]!r}, cold {value!r}"
-    assert forked["stdin"] == "pipe:" and forked["own_session"]
-    assert "analysis.build.kernel_template" not in forked["modules"]
+        assert warm[key] == value, f"{key}: warm {warm[key]!r}, cold {value!r}"
+    assert warm["stdin"] == "pipe:" and warm["own_session"]
+    assert "analysis.build.kernel_template" not in warm["modules"]
 
 
 def test_a_forked_kernel_is_its_own_process_and_ends_when_released(tmp_path):
