@@ -29,6 +29,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pandas as pd
+import papermill.engines
 import psutil
 import pyarrow.parquet as pq
 import pytest
@@ -553,6 +554,33 @@ def test_identical_builds_give_identical_pages_with_or_without_warm_kernels(proj
     assert list(second) == list(first)
     for name, text in first.items():
         assert second[name] == text, f"{name} differs between two identical builds"
+
+
+def test_a_kernel_that_dies_keeps_the_cells_before_and_saves_twice_not_per_cell(
+    project, monkeypatch
+):
+    saves = []
+    write = papermill.engines.write_ipynb
+    monkeypatch.setattr(
+        papermill.engines, "write_ipynb", lambda nb, path: (saves.append(path), write(nb, path))
+    )
+    project.plan(["help"], dies=("", ["help"], []))
+    write_notebook(
+        project.notebooks / "dies.ipynb",
+        "Dies",
+        'print("before the death")',
+        'print("the last words", flush=True)\nimport os, time\ntime.sleep(0.5)\nos._exit(3)',
+        'print("never reached")',
+    )
+    result = project.build()
+    run = next(r for r in result.runs if r.key == "help/dies")
+    assert run.status == "failed" and "DeadKernelError" in run.error["ename"]
+    kept = nbformat.read(project.reports / "help" / "dies.ipynb", as_version=4)
+    printed = "".join(o.get("text", "") for c in kept.cells for o in c.get("outputs", []))
+    assert "before the death" in printed and "the last words" in printed
+    assert "never reached" not in printed
+    # saved as the run started and when it ended, not at each of its 5 cells' start and end
+    assert len(saves) == 2 and all(path.endswith(".dies.partial.ipynb") for path in saves)
 
 
 def test_printed_output_is_one_block_however_the_kernel_sends_it(project):

@@ -7,6 +7,7 @@ over its own Unix sockets, and the numeric libraries share the CPUs (`kernel_thr
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -59,6 +60,71 @@ def kernel_threads(jobs: int):
                 os.environ.pop(v, None)
             else:
                 os.environ[v] = old
+
+
+PAPERMILL_ENGINE = "painanx"
+
+
+@functools.cache
+def register_papermill_engine() -> str:
+    """Register (once) and name papermill's nbclient engine, saving the executed notebook when
+    the run starts and ends (also when the kernel dies) and every 30 s of a long cell, but not
+    at the start and end of every cell as papermill does: those ~40 saves per notebook (a deep
+    copy, a schema validation and a JSON dump each, images included) cost the build more CPU
+    than exporting its pages."""
+    # papermill is heavy: imported only when a notebook runs (as in `_papermill`)
+    from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+
+    class _SavingAtTheEndsManager(NotebookExecutionManager):
+        in_cell_event = False
+
+        def save(self, **kwargs):
+            if not self.in_cell_event:
+                super().save(**kwargs)
+
+        def cell_start(self, *args, **kwargs):
+            self.in_cell_event = True
+            try:
+                return super().cell_start(*args, **kwargs)
+            finally:
+                self.in_cell_event = False
+
+        def cell_complete(self, *args, **kwargs):
+            self.in_cell_event = True
+            try:
+                return super().cell_complete(*args, **kwargs)
+            finally:
+                self.in_cell_event = False
+
+    class _Engine(NBClientEngine):
+        @classmethod
+        def execute_notebook(
+            cls,
+            nb,
+            kernel_name,
+            output_path=None,
+            progress_bar=True,
+            log_output=False,
+            autosave_cell_every=30,
+            **kwargs,
+        ):  # papermill's Engine.execute_notebook, with the manager above
+            nb_man = _SavingAtTheEndsManager(
+                nb,
+                output_path=output_path,
+                progress_bar=progress_bar,
+                log_output=log_output,
+                autosave_cell_every=autosave_cell_every,
+            )
+            nb_man.notebook_start()
+            try:
+                cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
+            finally:
+                nb_man.cleanup_pbar()
+                nb_man.notebook_complete()
+            return nb_man.nb
+
+    papermill_engines.register(PAPERMILL_ENGINE, _Engine)
+    return PAPERMILL_ENGINE
 
 
 def execute_notebook(
@@ -159,6 +225,7 @@ def _papermill(
             kernel_name=kernel_name,
             progress_bar=False,
             request_save_on_cell_execute=True,
+            engine_name=register_papermill_engine(),
             start_timeout=120,
             execution_timeout=cell_timeout,
             **kernel_choice,
