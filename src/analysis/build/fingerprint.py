@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from analysis.build.results import RAN, NotebookRun
+from analysis.build.results import NOT_MEASURED, RAN, NotebookRun
 from analysis.core import provenance
 from analysis.core.io import sha256_file, write_text_atomic
 
@@ -63,10 +63,12 @@ class Manifest:
         return self.data["tasks"].get(key, {})
 
     def is_current(self, key: str, fingerprint: str | None, reports_dir: Path) -> bool:
-        """Built before with this fingerprint, successfully, and its page, notebook and findings
-        (when it wrote some) still exist."""
+        """Built before with this fingerprint, successfully, and its page, notebook (unless it
+        was not run: not measured) and findings (when it wrote some) still exist."""
         previous = self.entry(key)
-        files = [previous.get("page") or "-", previous.get("executed") or "-"]
+        files = [previous.get("page") or "-"]
+        if not previous.get("not_measured"):
+            files.append(previous.get("executed") or "-")
         if previous.get("findings"):
             files.append(previous["findings"])
         return (
@@ -77,11 +79,13 @@ class Manifest:
         )
 
     def record(self, run: NotebookRun, built_at: str | None, reports_dir: Path) -> None:
-        """Keep a run's outcome; a failure keeps no fingerprint, so it always runs again."""
+        """Keep a run's outcome; a failure keeps no fingerprint, so it always runs again. A run
+        not made because the source lacks a measure keeps its notice (``not_measured``)."""
         findings = findings_path(run.source, run.notebook)
+        succeeded = run.status in (RAN, NOT_MEASURED)
         self.data["tasks"][run.key] = {
-            "status": "ok" if run.status == RAN else "failed",
-            "fingerprint": run.fingerprint if run.status == RAN else None,
+            "status": "ok" if succeeded else "failed",
+            "fingerprint": run.fingerprint if succeeded else None,
             "title": run.title,
             "page": run.page,
             "executed": run.executed,
@@ -90,6 +94,8 @@ class Manifest:
             "built_at": built_at,
             "error": run.error,
         }
+        if run.status == NOT_MEASURED:
+            self.data["tasks"][run.key]["not_measured"] = run.reason
 
     def forget(self, key: str) -> None:
         """Drop a run's record: a run about to start, or whose outputs are no longer this

@@ -19,6 +19,7 @@ from analysis.build.results import (
     FAILED,
     INTERRUPTED,
     MISSING,
+    NOT_MEASURED,
     RAN,
     SKIPPED,
     BuildResult,
@@ -122,13 +123,21 @@ def _index_row(
             built_at=prev.get("built_at"),
             error=run.error,
         )
+    elif run is not None and run.status == NOT_MEASURED:
+        row.update(
+            status="not measured",
+            reason=run.reason,
+            duration_s=run.duration_s,
+            page=run.page,
+            built_at=prev.get("built_at"),
+        )
     elif run is not None and run.status in (SKIPPED, MISSING, INTERRUPTED):
         status = {SKIPPED: "skipped", MISSING: "missing", INTERRUPTED: "interrupted"}[run.status]
         row.update(status=status, reason=run.reason)
     elif prev:
         row.update(
-            status=prev.get("status", "not built"),
-            reason=_earlier_build_reason(run, prev),
+            status="not measured" if prev.get("not_measured") else prev.get("status", "not built"),
+            reason=prev.get("not_measured") or _earlier_build_reason(run, prev),
             duration_s=prev.get("duration_s"),
             page=prev.get("page"),
             executed=prev.get("executed"),
@@ -191,11 +200,13 @@ def _source_section(
 def _summary(status_rows: list[dict], result: BuildResult) -> dict:
     n_ok = sum(r["status"] == "ok" for r in status_rows)
     n_failed = sum(r["status"] == "failed" for r in status_rows)
+    n_not_measured = sum(r["status"] == "not measured" for r in status_rows)
     return {
         "pages": len(status_rows),
         "ok": n_ok,
         "failed": n_failed,
-        "skipped": len(status_rows) - n_ok - n_failed,
+        "not_measured": n_not_measured,
+        "skipped": len(status_rows) - n_ok - n_failed - n_not_measured,
         "ran": result.count(RAN),
         "cached": result.count(CACHED),
     }

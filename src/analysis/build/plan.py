@@ -7,6 +7,7 @@ Notebooks are kept in dependency order, so a build can walk them front to back.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,11 +15,19 @@ from pathlib import Path
 import yaml
 
 from analysis.data.nhis.codebook import nhis_codebook
-from analysis.data.registry import SourceSpec, parse_source_specs, resolve_inputs, source_specs
+from analysis.data.registry import (
+    SourceSpec,
+    measure_columns,
+    parse_source_specs,
+    resolve_inputs,
+    source_specs,
+)
 from analysis.data.synthetic import SCENARIOS
 
 PLAN_YAML = Path(__file__).resolve().parents[1] / "resources" / "notebooks.yaml"
-NOTEBOOK_KEYS = {"name", "title", "sources", "not_applicable", "depends_on", "inputs"}
+NOTEBOOK_KEYS = {"name", "title", "sources", "not_applicable", "depends_on", "inputs", "needs"}
+NEEDS_KEYS = {"columns", "findings"}
+FUNCTION_NAME = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 class PlanError(ValueError):
@@ -35,6 +44,21 @@ class OptionError(ValueError):
 
 
 @dataclass(frozen=True)
+class Needs:
+    """What a notebook cannot do without (``needs`` in notebooks.yaml)."""
+
+    columns: tuple[tuple[str, ...], ...]  # each: alternatives, any one of which will do
+    findings: str  # "module:function" giving its findings when one is lacking
+
+    def unmet(self, measured: Iterable[str]) -> list[tuple[str, ...]]:
+        """The needs none of whose alternatives is in ``measured``."""
+        have = set(measured)
+        return [
+            alternatives for alternatives in self.columns if not have.intersection(alternatives)
+        ]
+
+
+@dataclass(frozen=True)
 class NotebookSpec:
     """One notebook as declared in notebooks.yaml."""
 
@@ -45,6 +69,7 @@ class NotebookSpec:
     depends_on: tuple[str, ...] = ()
     declared: bool = True
     inputs: tuple[str, ...] = ()  # project-relative globs of files the notebook reads
+    needs: Needs | None = None
 
     def input_files(self, root: Path) -> list[Path]:
         """The files matching ``inputs`` under ``root``, sorted (hashed into the fingerprint)."""
@@ -132,7 +157,39 @@ def _parse_notebook(entry, i: int, specs: Mapping[str, SourceSpec], where: str) 
         not_applicable=not_applicable,
         depends_on=tuple(entry.get("depends_on") or ()),
         inputs=tuple(str(x) for x in entry.get("inputs") or ()),
+        needs=_parse_needs(entry, where) if "needs" in entry else None,
     )
+
+
+def _parse_needs(entry: dict, where: str) -> Needs:
+    """A notebook's ``needs``: schema measure columns (or lists of alternatives) and the
+    function giving its findings without them."""
+    at = f"{where}: notebook {entry['name']!r}: needs"
+    raw = entry["needs"]
+    if not isinstance(raw, dict) or set(raw) != NEEDS_KEYS:
+        raise PlanError(f"{at} must be a mapping with the keys {sorted(NEEDS_KEYS)}, got {raw!r}")
+    columns = raw["columns"]
+    if not isinstance(columns, list) or not columns:
+        raise PlanError(f"{at}.columns must be a non-empty list, got {columns!r}")
+    known = measure_columns()
+    parsed = []
+    for item in columns:
+        alternatives = item if isinstance(item, list) else [item]
+        if not alternatives or not all(isinstance(c, str) for c in alternatives):
+            raise PlanError(
+                f"{at}.columns: {item!r} must be a column name or a list of column names"
+            )
+        unknown = [c for c in alternatives if c not in known]
+        if unknown:
+            raise PlanError(
+                f"{at}.columns: {unknown[0]!r} is not a measure column of the tidy schema "
+                f"(resources/schema.yaml, design columns aside); known: {', '.join(known)}"
+            )
+        parsed.append(tuple(alternatives))
+    findings = raw["findings"]
+    if not isinstance(findings, str) or not FUNCTION_NAME.match(findings):
+        raise PlanError(f"{at}.findings must be 'module:function', got {findings!r}")
+    return Needs(tuple(parsed), findings)
 
 
 def _check_names(notebooks: list[NotebookSpec], where: str) -> None:

@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Statuses of one notebook x source in a build.
-RAN, CACHED, FAILED, SKIPPED, NOT_APPLICABLE, MISSING, NOT_SELECTED, INTERRUPTED = (
+# Statuses of one notebook x source in a build. NOT_MEASURED: not run, because the source
+# lacks a column the notebook needs; its findings (measured: false) and page are written.
+RAN, CACHED, FAILED, SKIPPED, NOT_APPLICABLE, MISSING, NOT_SELECTED, INTERRUPTED, NOT_MEASURED = (
     "ran",
     "cached",
     "failed",
@@ -16,6 +17,7 @@ RAN, CACHED, FAILED, SKIPPED, NOT_APPLICABLE, MISSING, NOT_SELECTED, INTERRUPTED
     "missing",
     "not selected",
     "interrupted",
+    "not measured",
 )
 # The exit code of a build stopped by Ctrl-C (128 + SIGINT, as shells report it).
 EXIT_INTERRUPTED = 130
@@ -109,12 +111,14 @@ class BuildResult:
             if r.status in (NOT_APPLICABLE, NOT_SELECTED):
                 continue
             t = f"{r.duration_s:6.1f} s" if r.status in (RAN, FAILED) and r.duration_s else ""
-            status = f"{r.status}*" if r.status in (SKIPPED, INTERRUPTED) else r.status
+            starred = r.status in (SKIPPED, INTERRUPTED, NOT_MEASURED)
+            status = f"{r.status}*" if starred else r.status
             lines.append(f"{r.key:<44} {status:<15} {t:>8}")
         executed = sum(r.duration_s or 0 for r in self.runs if r.status in (RAN, FAILED))
         lines.append(
             f"{self.count(RAN)} ran, {self.count(CACHED)} up to date, {self.count(FAILED)} failed, "
-            f"{self.count(SKIPPED) + self.count(MISSING)} skipped; notebooks {executed:.1f} s, "
+            f"{self.count(SKIPPED) + self.count(MISSING)} skipped, "
+            f"{self.count(NOT_MEASURED)} not run (not measured); notebooks {executed:.1f} s, "
             f"build {self.duration_s:.1f} s wall"
         )
         if self.interrupted:
@@ -123,7 +127,7 @@ class BuildResult:
                 "run `painanx run` again to finish the build"
             )
         for r in self.runs:
-            if r.status in (SKIPPED, INTERRUPTED) and r.reason:
+            if r.status in (SKIPPED, INTERRUPTED, NOT_MEASURED) and r.reason:
                 lines.append(f"  * {r.key}: {r.reason}")
         missing = sorted({r.notebook for r in self.runs if r.status == MISSING})
         if missing:

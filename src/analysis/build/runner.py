@@ -39,6 +39,7 @@ from analysis.build.fingerprint import (
 from analysis.build.index import write_index
 from analysis.build.interrupt import StopRequests
 from analysis.build.kernels import KernelPool
+from analysis.build.not_measured import Lacking, lacking_measures, write_not_measured
 from analysis.build.plan import (
     NotebookSpec,
     Plan,
@@ -54,6 +55,7 @@ from analysis.build.results import (
     INTERRUPTED,
     MISSING,
     NOT_APPLICABLE,
+    NOT_MEASURED,
     NOT_SELECTED,
     RAN,
     SKIPPED,
@@ -148,7 +150,8 @@ def build(
             git=provenance.git_info(root),
         )
 
-        runs, to_run = _plan_runs(plan, selection, only_names, settings, manifest)
+        runs, to_run, not_measured = _plan_runs(plan, selection, only_names, settings, manifest)
+        write_not_measured(not_measured, manifest, reports_dir, plan.path, say)
         _run_notebooks(runs, to_run, settings, manifest, stop, progress=progress, say=say)
 
         messages = list(plan.warnings)
@@ -221,15 +224,17 @@ def _plan_runs(
     only_names: set[str] | None,
     settings: _Settings,
     manifest: Manifest,
-) -> tuple[list[NotebookRun], dict[str, NotebookTask]]:
+) -> tuple[list[NotebookRun], dict[str, NotebookTask], dict[str, tuple[NotebookTask, Lacking]]]:
     """One NotebookRun per notebook x source, in dependency order, and a task for each one
-    that is out of date (by key, in that order).
+    that is out of date (by key, in that order): to run, or, where the source lacks a column
+    the notebook needs, to write its findings without running it.
 
     Runs this build does not select (``--only``, ``--data``) on sources that are available
     are fingerprinted too: one that is still up to date keeps its findings in the verdicts.
     """
     runs: dict[str, NotebookRun] = {}
     to_run: dict[str, NotebookTask] = {}
+    not_measured: dict[str, tuple[NotebookTask, Lacking]] = {}
     not_selected = [
         s for s in plan.sources if s not in selection.selected and s not in selection.unavailable
     ]
@@ -269,13 +274,20 @@ def _plan_runs(
             )
             run.current = is_current  # until it runs (again) in this build
             if selected and (settings.force or not is_current):
-                to_run[run.key] = task
+                years = run.parameters.get("years")
+                lacking = lacking_measures(spec, plan.sources[source_name], years)
+                if lacking is None:
+                    to_run[run.key] = task
+                else:
+                    not_measured[run.key] = (task, lacking)
             elif selected:
                 previous = manifest.entry(run.key)
                 run.status, run.reason = CACHED, "up to date"
+                if previous.get("not_measured"):
+                    run.status, run.reason = NOT_MEASURED, previous["not_measured"]
                 run.duration_s = previous.get("duration_s")
                 run.page, run.executed = previous.get("page"), previous.get("executed")
-    return list(runs.values()), to_run
+    return list(runs.values()), to_run, not_measured
 
 
 def _reason_not_to_run(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import csv
 import functools
+import html
 import io
 import json
 import os
@@ -47,6 +48,7 @@ STATUS_LABELS = {
     "missing": "not written yet",
     "not built": "not built",
     "interrupted": "stopped (Ctrl-C)",
+    "not measured": "not run: not measured",
 }
 
 
@@ -273,6 +275,30 @@ def render_notebook_page(
     )
 
 
+def render_not_measured_page(
+    *, title: str, source_label: str, synthetic: bool, provenance: Mapping, notice: str
+) -> str:
+    """The page of a notebook not run because its source lacks a column it needs: the one-line
+    notice in place of the cells (no kernel, no nbconvert)."""
+    return (
+        _env()
+        .get_template("notebook.html.j2")
+        .render(
+            **_page_context(
+                root="../",
+                title=title,
+                synthetic=synthetic,
+                source_label=source_label,
+                body=f'<p class="not-measured">{html.escape(notice)}</p>',
+                prov=_full_provenance(provenance),
+                error=None,
+                notebook_file="",
+                built_at=provenance.get("built_at", ""),
+            )
+        )
+    )
+
+
 def export_notebook_page(
     executed_ipynb: str | os.PathLike[str], html_path: str | os.PathLike[str], **kwargs
 ) -> Path:
@@ -282,8 +308,8 @@ def export_notebook_page(
 
     nb = nbformat.read(str(executed_ipynb), as_version=4)
     kwargs.setdefault("notebook_file", Path(executed_ipynb).name)
-    html = render_notebook_page(nb, **kwargs)
-    return write_text_atomic(html_path, html)
+    page = render_notebook_page(nb, **kwargs)
+    return write_text_atomic(html_path, page)
 
 
 # --------------------------------------------------------------------------- verdicts

@@ -27,6 +27,7 @@ __all__ = [
     "HelpDataError",
     "help_codebook",
     "load_help",
+    "measured_columns",
     "raw_help",
     "tidy_help",
 ]
@@ -96,6 +97,12 @@ class HelpCodebook:
 def help_codebook() -> HelpCodebook:
     text = resources.files("analysis.resources").joinpath("help_codebook.yaml").read_text()
     return HelpCodebook(yaml.safe_load(text))
+
+
+def measured_columns() -> frozenset[str]:
+    """The columns the codebook maps (``measures`` in sources.yaml); the loader adds the design
+    columns every frame has."""
+    return frozenset(help_codebook().columns)
 
 
 def raw_help() -> pd.DataFrame:

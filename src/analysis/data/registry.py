@@ -3,7 +3,8 @@
 The facts live in ``resources/sources.yaml``; this module reads them. Notebooks call
 `load(data_source, ...)` with their parameters and get the tidy respondent frame; the
 runner uses `source_specs` and `resolve_inputs` to decide which sources can be built and
-to fingerprint their input files.
+to fingerprint their input files, and `source_measures` (the source's codebook, not its data)
+to leave out notebooks that need a measure the source lacks.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import importlib
 import importlib.util
 import os
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ import yaml
 from analysis.core import paths
 
 SOURCES_YAML = Path(__file__).resolve().parents[1] / "resources" / "sources.yaml"
+SCHEMA_YAML = Path(__file__).resolve().parents[1] / "resources" / "schema.yaml"
 DEFAULT_MODES = ("always", "when_available", "never")
 
 
@@ -43,6 +46,8 @@ class SourceSpec:
     fetch_hint: str = ""
     provenance_note: str = ""
     loader: dict[str, Any] = field(default_factory=dict)
+    measures: dict[str, Any] = field(default_factory=dict)  # like loader: its codebook's columns
+    short_label: str = ""  # in one-line notices ("NHIS 2017 does not measure ...")
     accepts: tuple[str, ...] = ()  # which `painanx run` overrides (years, seed, n, scenario) apply
 
     @property
@@ -90,6 +95,7 @@ def parse_source_specs(raw: dict, where: str) -> dict[str, SourceSpec]:
             inputs=inputs,
             parameters=dict(body.pop("parameters", None) or {}),
             loader=dict(body.pop("loader", None) or {}),
+            measures=dict(body.pop("measures", None) or {}),
             accepts=tuple(body.pop("accepts", None) or ()),
             **body,
         )
@@ -129,20 +135,22 @@ def resolve_inputs(
     return sorted(found)
 
 
-def _import_loader(spec: SourceSpec):
-    target = spec.loader.get("function", "")
+def _import_function(spec: SourceSpec, key: str, kind: str = "function"):
+    """What ``spec.<key>.<kind>`` ('module:name') names, imported: a function, or (kind
+    ``columns``) a collection of column names."""
+    target = getattr(spec, key).get(kind, "")
     module_name, _, func_name = target.partition(":")
     if not module_name or not func_name:
         raise SourceUnavailableError(
-            f"data source {spec.name!r} has no loader in {SOURCES_YAML.name} "
-            f"(expected loader.function: 'module:function')"
+            f"data source {spec.name!r} has no {key} in {SOURCES_YAML.name} "
+            f"(expected {key}.{kind}: 'module:name')"
         )
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name):
             raise SourceUnavailableError(
-                f"data source {spec.name!r} is loaded by {target} (declared in "
+                f"data source {spec.name!r}: its {key} is {target} (declared in "
                 f"src/analysis/resources/{SOURCES_YAML.name}), but module {module_name!r} is not "
                 f"available in this checkout"
             ) from exc
@@ -150,10 +158,19 @@ def _import_loader(spec: SourceSpec):
     func = getattr(module, func_name, None)
     if func is None:
         raise SourceUnavailableError(
-            f"data source {spec.name!r}: {module_name} has no function {func_name!r} "
-            f"(declared in src/analysis/resources/{SOURCES_YAML.name})"
+            f"data source {spec.name!r}: {module_name} has no {kind} {func_name!r} "
+            f"(its {key}, declared in src/analysis/resources/{SOURCES_YAML.name})"
         )
     return func
+
+
+def _arguments(spec: SourceSpec, key: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments ``spec.<key>.arguments`` names: as given, else the source's."""
+    kwargs = {}
+    for arg in getattr(spec, key).get("arguments", []):
+        value = given.get(arg)
+        kwargs[arg] = spec.parameters.get(arg) if value is None else value
+    return kwargs
 
 
 def load(
@@ -180,16 +197,39 @@ def load(
             f"'respondent_data: true' in src/analysis/resources/{SOURCES_YAML.name})"
         )
     given = {"years": years, "seed": seed, "n": n, "scenario": scenario}
-    kwargs = {}
-    for arg in spec.loader.get("arguments", []):
-        value = given.get(arg)
-        kwargs[arg] = spec.parameters.get(arg) if value is None else value
-    result = _import_loader(spec)(**kwargs)
+    result = _import_function(spec, "loader")(**_arguments(spec, "loader", given))
     attribute = spec.loader.get("result_attribute")
     frame = getattr(result, attribute) if attribute else result
     for key, name in spec.loader.get("attrs", {}).items():  # plain facts about the sample
         frame.attrs[key] = getattr(result, name)
     return frame
+
+
+def source_measures(spec: SourceSpec, years: list[int] | None = None) -> frozenset[str] | None:
+    """The tidy columns a source's frame has for these years, as its codebook says
+    (``measures`` in sources.yaml: the columns its generator writes, or a function reading its
+    codebook), without loading its data; None when the source declares no ``measures``: then
+    nothing is known to be absent.
+
+    The codebook modules import pandas: the build asks only for a notebook it would run.
+    """
+    if not spec.measures:
+        return None
+    if "columns" in spec.measures:
+        return frozenset(_import_function(spec, "measures", "columns"))
+    given = {"years": years}
+    return frozenset(_import_function(spec, "measures")(**_arguments(spec, "measures", given)))
+
+
+@lru_cache(maxsize=1)
+def measure_columns() -> tuple[str, ...]:
+    """The schema's columns outside the design group (``resources/schema.yaml``): what a
+    notebook can need. Read here, without pandas, for checking notebooks.yaml."""
+    # libyaml's loader where PyYAML has it: every build checks the plan, and the pure-Python
+    # parser takes ~20 ms for this file (a tenth of that in C)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    columns = yaml.load(SCHEMA_YAML.read_text(encoding="utf-8"), Loader=loader)["columns"]
+    return tuple(name for name, c in columns.items() if c["group"] != "design")
 
 
 def prepare_output_dir(output_dir: str | os.PathLike[str]) -> Path:

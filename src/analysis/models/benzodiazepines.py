@@ -21,6 +21,7 @@ context, never evidence of benefit.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -208,17 +209,36 @@ class BenzodiazepineResult:
 def no_drug_item_reason(df: pd.DataFrame) -> str:
     """Why an NHIS frame has no anxiety-medication item, in the codebook's words for each of
     its survey years ('' for other sources, or when the codebook gives no reason)."""
-    if "source" not in df.columns or not len(df) or df["source"].iloc[0] != "nhis":
+    if "source" not in df.columns or not len(df) or "survey_year" not in df.columns:
         return ""
-    if "survey_year" not in df.columns:
+    years = [int(y) for y in df["survey_year"].dropna().unique()]
+    return no_drug_item_reason_in(str(df["source"].iloc[0]), years)
+
+
+def no_drug_item_reason_in(source: str, years: Iterable[int] | None) -> str:
+    """`no_drug_item_reason` for a source and its survey years, from the codebook alone."""
+    if source != "nhis" or not years:
         return ""
     book = nhis_codebook()
-    years = sorted(int(y) for y in df["survey_year"].dropna().unique() if int(y) in book.years)
-    reasons = {y: book.column_status("anxiety_medication", y) for y in years}
+    covered = sorted(int(y) for y in set(years) if int(y) in book.years)
+    reasons = {y: book.column_status("anxiety_medication", y) for y in covered}
     missing = {y: reason for y, (status, reason) in reasons.items() if status is None}
     if not missing:
         return ""
     return "; ".join(f"NHIS {y} has no anxiety-medication item ({r})" for y, r in missing.items())
+
+
+def findings_without_measures(
+    source: str, measured: Collection[str], *, notebook: str = "", years: list[int] | None = None
+) -> list[Finding]:
+    """The C4 finding of a source whose codebook has no drug column, as
+    `benzodiazepines_and_pain` gives it, without its data (the build writes it in place of a
+    run)."""
+    if any(col in measured for col in DRUG_COLUMNS):
+        raise ValueError(f"source {source!r} measures one of {list(DRUG_COLUMNS)}")
+    res = BenzodiazepineResult(source, None, 0, [], {})
+    res.why_not_measured = no_drug_item_reason_in(source, years)
+    return res.to_findings(notebook=notebook)
 
 
 def drug_column(df: pd.DataFrame) -> str | None:

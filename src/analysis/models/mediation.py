@@ -33,6 +33,7 @@ zero in every replicate, and strata/PSUs keep their full-design counts.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -46,7 +47,7 @@ from statsmodels.regression.linear_model import WLS
 from tqdm.auto import tqdm
 
 from analysis.core.findings import Finding, estimand_info
-from analysis.data.schema import NotMeasuredError, require_measured
+from analysis.data.schema import require_measured
 from analysis.models import mediation_gformula as gformula
 from analysis.models.design import redesign
 from analysis.models.mediation_gformula import EFFECTS, MediationError
@@ -77,6 +78,12 @@ class MediationSpec:
     replicates: int
     ci_method: str
     level: float
+
+    def first_unmeasured(self, columns: Collection[str]) -> str | None:
+        """The first of mediator, outcome and exposure not among ``columns`` (None: all are)."""
+        return next(
+            (c for c in (self.mediator, self.outcome, self.exposure) if c not in columns), None
+        )
 
 
 def load_mediation_spec() -> MediationSpec:
@@ -332,6 +339,18 @@ def not_measured_findings(
     return out
 
 
+def findings_without_measures(
+    source: str, measured: Collection[str], *, notebook: str = "", years: list[int] | None = None
+) -> list[Finding]:
+    """The C2 findings of a source whose codebook lacks a column the mediation needs, as
+    `c2_findings` gives them, without its data (the build writes them in place of a run)."""
+    spec = load_mediation_spec()
+    missing = spec.first_unmeasured(measured)
+    if missing is None:
+        raise ValueError(f"source {source!r} measures every column the C2 mediation needs")
+    return not_measured_findings(source, column=missing, notebook=notebook, spec=spec)
+
+
 def c2_findings(
     design: SurveyDesign,
     *,
@@ -345,10 +364,9 @@ def c2_findings(
     Returns (result or None, findings). Keyword arguments go to `estimate_mediation`.
     """
     spec = load_mediation_spec()
-    try:
-        require_measured(design.data, spec.mediator, spec.outcome, spec.exposure)
-    except NotMeasuredError as exc:
-        return None, not_measured_findings(source, column=exc.column, notebook=notebook, spec=spec)
+    missing = spec.first_unmeasured(design.data.columns)
+    if missing is not None:
+        return None, not_measured_findings(source, column=missing, notebook=notebook, spec=spec)
     result = estimate_mediation_spec(design, spec, **kwargs)
     return result, result.to_findings(source=source, notebook=notebook, truth=truth)
 

@@ -23,6 +23,7 @@ __all__ = [
     "NotMeasuredInYear",
     "SourceVariable",
     "STATUS_ORDER",
+    "measured_columns",
     "nhis_codebook",
 ]
 
@@ -310,3 +311,10 @@ class NHISCodebook:
 def nhis_codebook() -> NHISCodebook:
     text = resources.files("analysis.resources").joinpath("nhis_codebook.yaml").read_text()
     return NHISCodebook(yaml.safe_load(text))
+
+
+def measured_columns(years: list[int]) -> frozenset[str]:
+    """The tidy columns measured in any of the years, a column the codebook is unsure of
+    included (``measures`` in sources.yaml; pooled years keep a column one of them has)."""
+    book = nhis_codebook()
+    return frozenset(column for year in years for column in book.measured(int(year)))
