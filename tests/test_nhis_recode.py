@@ -16,6 +16,7 @@ import pytest
 
 from analysis.data import schema
 from analysis.data.nhis.codebook import NotMeasuredInYear, nhis_codebook
+from analysis.data.nhis.codebook_spec import codebook_years
 from analysis.data.nhis.fixtures import fixture_frame, write_fixture_csv, write_fixture_zip
 from analysis.data.nhis.prepare import (
     pool_years,
@@ -92,6 +93,12 @@ def test_year_differences_are_explicit():
     absent = table.apply(lambda col: col.str.startswith("not measured:")).to_numpy().sum()
     assert absent > 10
     assert "not measured" not in table.loc["sex"].str.cat()
+
+
+def test_the_years_painanx_run_accepts_are_the_codebooks():
+    """`painanx run --years` checks against the years read from the file without building the
+    codebook: the same years."""
+    assert codebook_years() == nhis_codebook().years == (2017, 2019, 2020, 2021, 2022, 2023, 2024)
 
 
 def test_design_and_identifier_columns(recoded):

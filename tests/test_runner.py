@@ -8,7 +8,10 @@ published evidence only) into temporary report folders.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import types
 from pathlib import Path
 
@@ -233,6 +236,67 @@ def test_deleted_page_force_and_only(small_project):
     assert "synthetic/passing" in not_selected
     # pages from earlier builds stay listed on the index
     assert 'href="synthetic/passing.html"' in (p.root / "reports" / "index.html").read_text()
+
+
+# Libraries a no-change `painanx run` must not import: loading them took most of its second.
+HEAVY_LIBRARIES = (
+    "pandas",
+    "numpy",
+    "scipy",
+    "pandera",
+    "statsmodels",
+    "matplotlib",
+    "seaborn",
+    "nbformat",
+    "nbconvert",
+    "papermill",
+)
+# `painanx run` in a new process that writes the modules it imported to $MODULES_FILE
+RUN_AND_LIST_MODULES = (
+    "import atexit, os, sys\n"
+    "atexit.register(lambda: open(os.environ['MODULES_FILE'], 'w').write('\\n'.join(sys.modules)))\n"
+    "from analysis.cli import main\n"
+    "main()\n"
+)
+
+
+def test_a_no_change_run_imports_no_heavy_library(tmp_path):
+    """After a build, `painanx run` with nothing out of date checks the fingerprints, judges the
+    claims (the real rules, on a real finding) and writes the index without loading pandas,
+    numpy, the statistics or the notebook stack."""
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    shutil.copy(FIXTURES / "findings_figure.ipynb", nbdir)
+    plan = yaml.safe_load(PLAN.read_text())
+    plan["notebooks"] = [{"name": "findings_figure", "sources": ["synthetic", "help"]}]
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "help.csv").write_text("id,pain\n1,3\n")
+    modules_file = tmp_path / "modules.txt"
+    env = {**os.environ, "PAINANX_HOME": str(tmp_path), "MODULES_FILE": str(modules_file)}
+
+    def painanx_run() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-c", RUN_AND_LIST_MODULES, "run", "--quiet",
+             "--plan", str(tmp_path / "plan.yaml"),
+             "--notebooks-dir", str(nbdir),
+             "--reports-dir", str(tmp_path / "reports")],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+
+    first = painanx_run()
+    assert first.returncode == 0 and "2 ran" in first.stdout, first.stdout + first.stderr
+    # the list is complete: the build that ran notebooks did load their stack
+    assert {"papermill", "nbconvert"} <= set(modules_file.read_text().split())
+    second = painanx_run()
+    assert second.returncode == 0 and "0 ran, 2 up to date" in second.stdout, second.stderr
+    modules = set(modules_file.read_text().split())
+    # the no-change run did check, judge and write: the rules ran on the finding
+    assert {"analysis.build.runner", "analysis.claims.verdicts"} <= modules
+    claims = json.loads((tmp_path / "reports" / "claims.json").read_text())
+    assert any(c["claim_id"] == "C1" and c["verdict"] for c in claims)
+    loaded = sorted({m.split(".")[0] for m in modules} & set(HEAVY_LIBRARIES))
+    assert not loaded, f"a no-change `painanx run` imported {loaded}"
 
 
 def test_pending_verdicts_group_findings_by_claim(tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from analysis.data.nhis.codebook import nhis_codebook
+from analysis.data.nhis.codebook_spec import codebook_years
 from analysis.data.registry import (
     SourceSpec,
     measure_columns,
@@ -22,7 +22,7 @@ from analysis.data.registry import (
     resolve_inputs,
     source_specs,
 )
-from analysis.data.synthetic import SCENARIOS
+from analysis.data.world_spec import scenario_names
 
 PLAN_YAML = Path(__file__).resolve().parents[1] / "resources" / "notebooks.yaml"
 NOTEBOOK_KEYS = {"name", "title", "sources", "not_applicable", "depends_on", "inputs", "needs"}
@@ -315,13 +315,13 @@ def select_sources(
 def check_options(years: list[int] | None, scenario: str | None) -> None:
     """Refuse, before anything runs, a scenario the synthetic world does not have and a year
     the NHIS codebook does not cover (`OptionError`)."""
-    if scenario is not None and scenario not in SCENARIOS:
+    if scenario is not None and scenario not in scenario_names():
         raise OptionError(
             "--scenario",
             f"{scenario!r} is not a scenario of the synthetic world; accepted: "
-            f"{', '.join(SCENARIOS)}",
+            f"{', '.join(scenario_names())}",
         )
-    covered = nhis_codebook().years if years else ()
+    covered = codebook_years() if years else ()
     wrong = [y for y in years or () if y not in covered]
     if wrong:
         raise OptionError(

@@ -12,8 +12,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from analysis.claims.certainty import Certainty, certainty
 from analysis.claims.registry import (
@@ -26,6 +25,9 @@ from analysis.claims.registry import (
 from analysis.core.findings import EVIDENCE_SOURCES, Finding, read_findings
 from analysis.core.io import atomic_paths
 from analysis.models.evalue import RATIO_MEASURES, evalue
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SUPPORTED, PARTLY, NOT_SUPPORTED, CONTRADICTED, INSUFFICIENT = VERDICTS
 SYNTHETIC_NOTE = (
@@ -367,6 +369,8 @@ class VerdictList(list):
     """A list of `Verdict` with a text `summary()` table and a `to_frame()`."""
 
     def to_frame(self) -> pd.DataFrame:
+        import pandas as pd  # lazily: a table for notebooks; the build judges claims without pandas
+
         rows = []
         for v in self:
             k = v.key_finding
@@ -664,6 +668,8 @@ class TruthValidation:
     rows: list[dict]
 
     def to_frame(self) -> pd.DataFrame:
+        import pandas as pd  # lazily: a table for notebooks; the build judges claims without pandas
+
         cols = [
             "claim_id",
             "estimand",

@@ -16,9 +16,10 @@ import shutil
 import tempfile
 from collections.abc import Hashable, Iterator, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 # mkstemp creates files readable by the owner only; give outputs the usual permissions instead
 # (what open() would give under the process umask), so reports can be served and shared.
@@ -168,6 +169,8 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
 
 def frame_content_hash(df: pd.DataFrame) -> str:
     """A hash of a frame's content (values, column names, dtypes), independent of file format."""
+    import pandas as pd  # lazily: the build writes files with this module and never needs pandas
+
     h = hashlib.sha256()
     h.update(repr([(c, str(t)) for c, t in df.dtypes.items()]).encode())
     h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())

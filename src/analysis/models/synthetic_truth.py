@@ -42,6 +42,7 @@ from typing import Any
 import pandas as pd
 
 import analysis.data.synthetic
+import analysis.data.world_spec
 from analysis.core import provenance
 from analysis.core.io import write_text_atomic
 from analysis.data.synthetic import (
@@ -184,9 +185,17 @@ def definition_of(key: str) -> str:
 
 
 def _code_hash() -> str:
-    """The code a truth depends on: the world, the census and its fits, the PO fitter, this."""
+    """The code a truth depends on: the world (and its spec's reader), the census and its fits,
+    the PO fitter, this."""
     return provenance.source_hash(
-        [analysis.data.synthetic, synthetic_census, synthetic_census_fits, ordinal, __file__]
+        [
+            analysis.data.synthetic,
+            analysis.data.world_spec,
+            synthetic_census,
+            synthetic_census_fits,
+            ordinal,
+            __file__,
+        ]
     )[:12]
 
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from analysis.data import schema
+from analysis.data.nhis.codebook_spec import load_codebook_spec
 
 __all__ = [
     "NHISCodebook",
@@ -309,8 +308,7 @@ class NHISCodebook:
 
 @lru_cache(maxsize=1)
 def nhis_codebook() -> NHISCodebook:
-    text = resources.files("analysis.resources").joinpath("nhis_codebook.yaml").read_text()
-    return NHISCodebook(yaml.safe_load(text))
+    return NHISCodebook(load_codebook_spec())
 
 
 def measured_columns(years: list[int]) -> frozenset[str]:

@@ -4,7 +4,9 @@ It validates the pipeline; it is never evidence.
 `spec` (parameters, scenarios, checks) -> `model` (the structural causal model) ->
 `calibration` (solved intercepts and thresholds; `world_model`) -> `sample_design` ->
 `arrow_io` -> `world` (`generate`, `generate_to_parquet`). The truths of the estimands are
-computed in ``analysis.models.synthetic_truth``.
+computed in ``analysis.models.synthetic_truth``. The spec file itself is read by
+`analysis.data.world_spec`, outside this package, so that the build checks ``--scenario``
+without loading numpy and pandas.
 """
 
 from analysis.data.synthetic.arrow_io import COLUMNS, read_parquet
@@ -16,7 +18,6 @@ from analysis.data.synthetic.spec import (
     SCENARIOS,
     SynthParameterError,
     age_group,
-    load_spec,
     params_hash,
     resolve_params,
 )
@@ -27,6 +28,7 @@ from analysis.data.synthetic.world import (
     generate_to_parquet,
     sample_margins,
 )
+from analysis.data.world_spec import load_spec
 
 __all__ = [
     "AGE_GROUPS",

@@ -23,6 +23,7 @@ from scipy import optimize, special, stats
 
 from analysis.core import paths, provenance
 from analysis.core.io import write_text_atomic
+from analysis.data import world_spec
 from analysis.data.synthetic import model as scm
 from analysis.data.synthetic import spec
 from analysis.data.synthetic.model import (
@@ -39,7 +40,7 @@ from analysis.data.synthetic.model import (
     population_structure,
     severity_probs,
 )
-from analysis.data.synthetic.spec import SynthParameterError, load_spec, params_hash, resolve_params
+from analysis.data.synthetic.spec import SynthParameterError, params_hash, resolve_params
 
 _DERIVED: dict[str, dict[str, Any]] = {}  # solved parameters by parameter hash, this process
 
@@ -82,8 +83,9 @@ def cache_dir() -> Path:
 
 @lru_cache(maxsize=1)
 def _code_hash() -> str:
-    """The code the solved parameters depend on: the spec, the model and this calibration."""
-    return provenance.source_hash([spec, scm, __file__])[:12]
+    """The code the solved parameters depend on: the spec (and its reader), the model and this
+    calibration."""
+    return provenance.source_hash([spec, world_spec, scm, __file__])[:12]
 
 
 def _solve_shift(prob_at: Any, target: float, name: str) -> float:
@@ -204,7 +206,7 @@ def calibrate(m: WorldModel) -> None:
         chronic_female=0.0,
         frequency_cuts=[0.0, 1.0, 2.0, 3.0],
     )
-    comp = load_spec()["computation"]
+    comp = world_spec.load_spec()["computation"]
     rng = np.random.Generator(np.random.PCG64(comp["calibration_seed"]))
     draw = draw_population(m, rng, comp["calibration_population_size"], keep_latent=True)
     g, female = draw["age_group"], draw["female"]

@@ -1,4 +1,5 @@
-"""The synthetic world's parameters: ``resources/synthetic_world.yaml``, scenarios, overrides.
+"""The synthetic world's parameters: ``resources/synthetic_world.yaml`` (read by
+`analysis.data.world_spec`), scenarios, overrides.
 
 Every value a run uses is checked here, before anything is drawn or written, so that a bad
 scenario, override, size or seed fails with a `SynthParameterError` naming it.
@@ -12,16 +13,14 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
-from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
+
+from analysis.data.world_spec import SPEC_FILE, load_spec, scenario_names
 
 AGE_GROUPS = ("18-29", "30-44", "45-64", "65+")
-_SPEC_FILE = "synthetic_world.yaml"
 
 
 class SynthParameterError(ValueError):
@@ -32,18 +31,7 @@ class SynthParameterError(ValueError):
         super().__init__(f"synthetic world parameter '{parameter}': {message}")
 
 
-@lru_cache(maxsize=1)
-def load_spec() -> dict:
-    """The parsed ``synthetic_world.yaml`` (parameters, scenarios, checks, computation)."""
-    text = resources.files("analysis.resources").joinpath(_SPEC_FILE).read_text()
-    return yaml.safe_load(text)
-
-
-def _scenarios() -> tuple[str, ...]:
-    return tuple(load_spec()["scenarios"])
-
-
-SCENARIOS = _scenarios()
+SCENARIOS = scenario_names()
 
 
 def resolve_params(
@@ -66,7 +54,7 @@ def resolve_params(
         if name not in params:
             close = difflib.get_close_matches(str(name), list(params), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise SynthParameterError(str(name), f"unknown parameter (not in {_SPEC_FILE}){hint}")
+            raise SynthParameterError(str(name), f"unknown parameter (not in {SPEC_FILE}){hint}")
         params[name] = copy.deepcopy(value)
     for name, entry in spec["parameters"].items():
         params[name] = _check_value(name, entry["kind"], params[name], entry["value"])
@@ -115,7 +103,7 @@ def _check_value(name: str, kind: str, value: Any, default: Any) -> Any:
         if int(value) < low:
             raise SynthParameterError(name, f"expected a whole number >= {low}, got {value!r}")
         return int(value)
-    raise SynthParameterError(name, f"unknown kind {kind!r} in {_SPEC_FILE}")
+    raise SynthParameterError(name, f"unknown kind {kind!r} in {SPEC_FILE}")
 
 
 def _check_consistency(p: Mapping[str, Any]) -> None:

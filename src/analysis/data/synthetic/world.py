@@ -43,7 +43,8 @@ from analysis.data.synthetic.arrow_io import (
 from analysis.data.synthetic.calibration import world_model
 from analysis.data.synthetic.model import WorldModel, simulate_people
 from analysis.data.synthetic.sample_design import draw_sample_design, kish_deff, random_stream
-from analysis.data.synthetic.spec import check_seed, check_size, load_spec
+from analysis.data.synthetic.spec import check_seed, check_size
+from analysis.data.world_spec import load_spec
 
 _ROWS_CHUNK = 500_000  # respondents simulated per attribute chunk
 
