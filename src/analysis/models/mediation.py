@@ -38,7 +38,6 @@ from importlib import resources
 
 import numpy as np
 import pandas as pd
-import yaml
 from scipy import stats
 from statsmodels.genmod import families
 from statsmodels.genmod.generalized_linear_model import GLM
@@ -46,6 +45,7 @@ from statsmodels.regression.linear_model import WLS
 from tqdm.auto import tqdm
 
 from analysis.core.findings import Finding, estimand_info
+from analysis.core.io import parse_yaml
 from analysis.data.schema import NotMeasuredError, require_measured
 from analysis.models import mediation_gformula as gformula
 from analysis.models.design import redesign
@@ -80,9 +80,7 @@ class MediationSpec:
 
 
 def load_mediation_spec() -> MediationSpec:
-    raw = yaml.safe_load(
-        resources.files("analysis.resources").joinpath("mediation.yaml").read_text()
-    )
+    raw = parse_yaml(resources.files("analysis.resources").joinpath("mediation.yaml").read_text())
     exp = raw["exposure"]
     return MediationSpec(
         claim_id=raw["claim_id"],

@@ -14,8 +14,8 @@ from importlib import resources
 from typing import Any
 
 import pandas as pd
-import yaml
 
+from analysis.core.io import parse_yaml
 from analysis.data import schema
 
 __all__ = [
@@ -309,4 +309,4 @@ class NHISCodebook:
 @lru_cache(maxsize=1)
 def nhis_codebook() -> NHISCodebook:
     text = resources.files("analysis.resources").joinpath("nhis_codebook.yaml").read_text()
-    return NHISCodebook(yaml.safe_load(text))
+    return NHISCodebook(parse_yaml(text))
