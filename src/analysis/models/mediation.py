@@ -50,7 +50,7 @@ from analysis.data.schema import NotMeasuredError, require_measured
 from analysis.models import mediation_gformula as gformula
 from analysis.models.design import redesign
 from analysis.models.mediation_gformula import EFFECTS, MediationError
-from analysis.survey.bootstrap import bootstrap_weights, replicate_variance
+from analysis.survey.bootstrap import bootstrap_weight_columns, replicate_variance
 from analysis.survey.design import SurveyDesign
 
 CI_METHODS = ("normal", "percentile")
@@ -440,11 +440,12 @@ def estimate_mediation(
     full = gformula.natural_effects(beta, sigma, theta, c, w, outcome_model, interaction)
 
     # design bootstrap
-    rep_w = bootstrap_weights(design, replicates, seed)[complete]
+    rep_w = bootstrap_weight_columns(design, replicates, seed, rows=complete)
     reps = np.full((replicates, len(EFFECTS)), np.nan)
     n_failed = 0
-    for b in tqdm(range(replicates), desc="mediation bootstrap", disable=not progress, leave=False):
-        wb = rep_w[:, b]
+    for b, wb in enumerate(
+        tqdm(rep_w, total=replicates, desc="mediation bootstrap", disable=not progress, leave=False)
+    ):
         try:
             beta_b = gformula.wls(x_med, m, wb)
             sigma_b = gformula.weighted_sigma(m - x_med @ beta_b, wb)
