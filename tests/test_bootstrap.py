@@ -8,6 +8,7 @@ import pytest
 
 from analysis.survey.bootstrap import (
     bootstrap_psu_factors,
+    bootstrap_weight_columns,
     bootstrap_weights,
     replicate_variance,
 )
@@ -98,6 +99,17 @@ def test_factors_structure_and_determinism():
     np.testing.assert_allclose(m, np.round(m))
     w = bootstrap_weights(design, 40, seed=3)
     np.testing.assert_allclose(w, design.weights[:, None] * a[design._psu_of_row])
+
+
+def test_weight_columns_are_the_weight_matrix_columns_bit_for_bit():
+    design, _ = _design("nhanes")
+    full = bootstrap_weights(design, 40, seed=3)
+    rows = np.arange(design.n_obs) % 3 != 0
+    columns = list(bootstrap_weight_columns(design, 40, seed=3, rows=rows))
+    assert len(columns) == 40
+    # identical numbers (not merely close): fits on them must not move in the last digit
+    np.testing.assert_array_equal(np.column_stack(columns), full[rows])
+    np.testing.assert_array_equal(next(bootstrap_weight_columns(design, 40, seed=3)), full[:, 0])
 
 
 def _lonely(policy: str) -> SurveyDesign:

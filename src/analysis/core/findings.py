@@ -17,13 +17,11 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-import yaml
-
-from analysis.core.io import write_text_atomic
+from analysis.core.io import parse_yaml, write_text_atomic
 
 
 def _resource_yaml(name: str) -> dict:
-    return yaml.safe_load(resources.files("analysis.resources").joinpath(name).read_text())
+    return parse_yaml(resources.files("analysis.resources").joinpath(name).read_text())
 
 
 def _declared_sources() -> dict[str, bool]:

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from analysis.core.io import parse_yaml
 from analysis.data import schema
 
 __all__ = [
@@ -96,7 +96,7 @@ class HelpCodebook:
 @lru_cache(maxsize=1)
 def help_codebook() -> HelpCodebook:
     text = resources.files("analysis.resources").joinpath("help_codebook.yaml").read_text()
-    return HelpCodebook(yaml.safe_load(text))
+    return HelpCodebook(parse_yaml(text))
 
 
 def measured_columns() -> frozenset[str]:

@@ -18,9 +18,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from analysis.core import paths
+from analysis.core.io import parse_yaml
 
 SOURCES_YAML = Path(__file__).resolve().parents[1] / "resources" / "sources.yaml"
 SCHEMA_YAML = Path(__file__).resolve().parents[1] / "resources" / "schema.yaml"
@@ -105,7 +104,7 @@ def parse_source_specs(raw: dict, where: str) -> dict[str, SourceSpec]:
 def source_specs(path: str | os.PathLike[str] | None = None) -> dict[str, SourceSpec]:
     """All declared data sources, by name."""
     path = Path(path) if path else SOURCES_YAML
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    raw = parse_yaml(path.read_text(encoding="utf-8")) or {}
     return parse_source_specs(raw.get("sources"), where=str(path))
 
 

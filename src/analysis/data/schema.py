@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
-import yaml
+
+from analysis.core.io import parse_yaml
 
 __all__ = [
     "ColumnSpec",
@@ -78,7 +79,7 @@ class ColumnSpec:
 @lru_cache(maxsize=1)
 def _declaration() -> dict[str, Any]:
     text = resources.files("analysis.resources").joinpath("schema.yaml").read_text()
-    return yaml.safe_load(text)
+    return parse_yaml(text)
 
 
 @lru_cache(maxsize=1)

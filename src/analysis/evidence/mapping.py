@@ -17,9 +17,9 @@ from functools import lru_cache
 from importlib import resources
 
 import pandas as pd
-import yaml
 
 from analysis.core.findings import EstimandInfo, Finding, estimand_catalogue
+from analysis.core.io import parse_yaml
 from analysis.evidence.meta import bucher, se_from_ci
 from analysis.evidence.studies import evidence_findings, pool, study_finding
 
@@ -41,7 +41,7 @@ class MappingError(ValueError):
 def mapping() -> dict:
     """The mapping resource (measures table, estimand scales, mappings, unmapped reasons)."""
     text = resources.files("analysis.resources").joinpath("evidence_estimands.yaml").read_text()
-    return yaml.safe_load(text)
+    return parse_yaml(text)
 
 
 def _source_key(m: dict) -> str:

@@ -23,9 +23,9 @@ from importlib import resources
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from analysis.core.findings import Finding
+from analysis.core.io import parse_yaml
 from analysis.core.paths import evidence_dir
 from analysis.evidence import meta
 
@@ -61,7 +61,7 @@ class EvidenceValidationError(ValueError):
 def schema() -> dict:
     """The studies.csv schema (columns, types, allowed values), read from the YAML resource."""
     text = resources.files("analysis.resources").joinpath("evidence_schema.yaml").read_text()
-    return yaml.safe_load(text)
+    return parse_yaml(text)
 
 
 def studies_path() -> Path:

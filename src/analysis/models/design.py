@@ -23,8 +23,8 @@ from importlib import resources
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from analysis.core.io import parse_yaml
 from analysis.survey.design import SurveyDesign
 
 
@@ -36,7 +36,7 @@ class AssociationError(ValueError):
 def load_spec() -> dict:
     """The definitions in ``resources/associations.yaml``."""
     text = resources.files("analysis.resources").joinpath("associations.yaml").read_text()
-    return yaml.safe_load(text)
+    return parse_yaml(text)
 
 
 def survey_design(

@@ -39,7 +39,6 @@ from importlib import resources
 
 import numpy as np
 import pandas as pd
-import yaml
 from scipy import stats
 from statsmodels.genmod import families
 from statsmodels.genmod.generalized_linear_model import GLM
@@ -47,11 +46,12 @@ from statsmodels.regression.linear_model import WLS
 from tqdm.auto import tqdm
 
 from analysis.core.findings import Finding, estimand_info
+from analysis.core.io import parse_yaml
 from analysis.data.schema import require_measured
 from analysis.models import mediation_gformula as gformula
 from analysis.models.design import redesign
 from analysis.models.mediation_gformula import EFFECTS, MediationError
-from analysis.survey.bootstrap import bootstrap_weights, replicate_variance
+from analysis.survey.bootstrap import bootstrap_weight_columns, replicate_variance
 from analysis.survey.design import SurveyDesign
 
 CI_METHODS = ("normal", "percentile")
@@ -87,9 +87,7 @@ class MediationSpec:
 
 
 def load_mediation_spec() -> MediationSpec:
-    raw = yaml.safe_load(
-        resources.files("analysis.resources").joinpath("mediation.yaml").read_text()
-    )
+    raw = parse_yaml(resources.files("analysis.resources").joinpath("mediation.yaml").read_text())
     exp = raw["exposure"]
     return MediationSpec(
         claim_id=raw["claim_id"],
@@ -460,11 +458,12 @@ def estimate_mediation(
     full = gformula.natural_effects(beta, sigma, theta, c, w, outcome_model, interaction)
 
     # design bootstrap
-    rep_w = bootstrap_weights(design, replicates, seed)[complete]
+    rep_w = bootstrap_weight_columns(design, replicates, seed, rows=complete)
     reps = np.full((replicates, len(EFFECTS)), np.nan)
     n_failed = 0
-    for b in tqdm(range(replicates), desc="mediation bootstrap", disable=not progress, leave=False):
-        wb = rep_w[:, b]
+    for b, wb in enumerate(
+        tqdm(rep_w, total=replicates, desc="mediation bootstrap", disable=not progress, leave=False)
+    ):
         try:
             beta_b = gformula.wls(x_med, m, wb)
             sigma_b = gformula.weighted_sigma(m - x_med @ beta_b, wb)

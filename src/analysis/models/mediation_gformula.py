@@ -155,7 +155,7 @@ def natural_effects(beta, sigma, theta, c, w, outcome_model, interaction) -> np.
             return float(np.sum(w * (base + slope * mu)) / wsum)
         # integrate expit(base + slope*m) over m ~ N(mu, sigma^2)
         eta = (base + slope * mu)[:, None] + slope * np.sqrt(2.0) * sigma * _GH_X[None, :]
-        p = special.expit(eta) @ _GH_W / np.sqrt(np.pi)
+        p = special.expit(eta, out=eta) @ _GH_W / np.sqrt(np.pi)  # in place: n x 24 is large
         return float(np.sum(w * p) / wsum)
 
     q00, q10, q11 = q(0, 0), q(1, 0), q(1, 1)

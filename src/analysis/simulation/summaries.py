@@ -10,10 +10,10 @@ from importlib import resources
 
 import numpy as np
 import pandas as pd
-import yaml
 from scipy import stats
 
 from analysis.claims.verdicts import SUPPORTED
+from analysis.core.io import parse_yaml
 
 Z95 = float(stats.norm.ppf(0.975))  # model SE = CI half-width / Z95
 
@@ -21,7 +21,7 @@ Z95 = float(stats.norm.ppf(0.975))  # model SE = CI half-width / Z95
 def load_spec() -> dict:
     """``resources/simulation.yaml``: defaults, claims judged and estimands tracked."""
     text = resources.files("analysis.resources").joinpath("simulation.yaml").read_text()
-    return yaml.safe_load(text)
+    return parse_yaml(text)
 
 
 def summarise_estimates(replicates: pd.DataFrame, spec: dict | None = None) -> pd.DataFrame:

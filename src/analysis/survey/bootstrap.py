@@ -20,6 +20,8 @@ policies. Policies 'adjust' and 'average' have no bootstrap counterpart: an erro
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from analysis.survey.design import SurveyDesign, SurveyDesignError
@@ -70,6 +72,26 @@ def bootstrap_weights(
     """
     factors = bootstrap_psu_factors(design, replicates, seed)
     return design.weights[:, None] * factors[design._psu_of_row]
+
+
+def bootstrap_weight_columns(
+    design: SurveyDesign,
+    replicates: int = 200,
+    seed: int | None = 0,
+    rows: np.ndarray | None = None,
+) -> Iterator[np.ndarray]:
+    """The columns of `bootstrap_weights`, one replicate at a time, for the rows where the
+    boolean mask ``rows`` is true (all rows when None).
+
+    The same draws and the same products as `bootstrap_weights(...)[rows]`, so fits on them give
+    identical numbers; but one contiguous vector per replicate instead of an n x B matrix (48 MB
+    for 30,000 rows and 200 replicates) read column by column.
+    """
+    factors = np.ascontiguousarray(bootstrap_psu_factors(design, replicates, seed).T)
+    psu_of_row, weights = design.psu_of_row, design.weights
+    if rows is not None:
+        psu_of_row, weights = psu_of_row[rows], weights[rows]
+    return (weights * factors[b][psu_of_row] for b in range(factors.shape[0]))
 
 
 def replicate_variance(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-import yaml
+from analysis.core.io import parse_yaml
 
 CODEBOOK_FILE = "nhis_codebook.yaml"
 
@@ -16,7 +16,7 @@ CODEBOOK_FILE = "nhis_codebook.yaml"
 def load_codebook_spec() -> dict:
     """The parsed ``nhis_codebook.yaml`` (a new dict on each call)."""
     text = resources.files("analysis.resources").joinpath(CODEBOOK_FILE).read_text()
-    return yaml.safe_load(text)
+    return parse_yaml(text)
 
 
 def codebook_years() -> tuple[int, ...]:

@@ -37,11 +37,10 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
-import yaml
 from tqdm.auto import tqdm
 
 from analysis.core import paths
-from analysis.core.io import sha256_file, write_text_atomic
+from analysis.core.io import parse_yaml, sha256_file, write_text_atomic
 from analysis.data.nhis.codebook import nhis_codebook
 
 __all__ = [
@@ -112,7 +111,7 @@ class Registry:
 @lru_cache(maxsize=1)
 def nhis_registry() -> Registry:
     text = resources.files("analysis.resources").joinpath("nhis_registry.yaml").read_text()
-    raw = yaml.safe_load(text)
+    raw = parse_yaml(text)
     return Registry(
         base_url=raw["base_url"].rstrip("/"),
         env_var=raw["env_var"],
