@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from analysis.build import runner
 from analysis.build.kernel_template import KernelTemplate, TemplateUnavailable
-from analysis.build.kernels import PRELOADED_MODULES, KernelPool
+from analysis.build.kernels import PRELOADED_MODULES, KernelPool, modules_imported_by
 from analysis.cli import app
 
 # what a notebook run needs, and nothing that runs no notebook should load
@@ -207,3 +207,33 @@ def test_a_template_whose_imports_print_is_not_used(tmp_path):
     with KernelTemplate(["this"]) as template:
         assert not template.available
         assert template.why_unavailable.startswith("importing printed: The Zen of Python")
+
+
+def test_the_modules_notebooks_import_are_found_without_importing_them(tmp_path, monkeypatch):
+    package = tmp_path / "never_run"
+    package.mkdir()
+    (package / "__init__.py").write_text("raise RuntimeError('a package was executed')\n")
+    (package / "tool.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cells = [
+        nbformat.v4.new_code_cell("import json\nfrom never_run import tool, helper"),
+        nbformat.v4.new_code_cell("%matplotlib inline\nimport not_seen"),  # a magic: not Python
+        nbformat.v4.new_code_cell("def f():\n    import os.path\nfrom . import relative"),
+        nbformat.v4.new_markdown_cell("import markdown_is_not_code"),
+    ]
+    notebook = tmp_path / "n.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), notebook)
+    assert modules_imported_by([notebook]) == ("json", "never_run", "never_run.tool", "os.path")
+    assert "never_run" not in sys.modules
+
+
+def test_a_module_that_fails_to_import_is_left_out_and_fails_in_its_cell(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import no_such_module_x")])
+    with KernelPool(
+        kernel_name="python3", cwd=tmp_path, count=1, size=1, preload=["no_such_module_x", "json"]
+    ) as pool:
+        kernel = pool.take()
+        done = NotebookClient(nb, km=kernel.manager, allow_errors=True).execute()
+        pool.release(kernel)
+    assert kernel.forked and kernel.warm
+    assert done.cells[0].outputs[0]["ename"] == "ModuleNotFoundError"

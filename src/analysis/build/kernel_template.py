@@ -228,9 +228,10 @@ class ForkedProcess:
 
 
 def _import_quietly(modules: tuple[str, ...]) -> str | None:
-    """Import ipykernel and ``modules``; why they cannot be shared, or None. Warnings are
-    caught where they would be shown, so the filters the imports install stay installed (as
-    in a kernel that imports them itself)."""
+    """Import ipykernel and ``modules``; why they cannot be shared, or None. A module that
+    fails to import is left out (the notebook that imports it meets the error in its cell).
+    Warnings are caught where they would be shown, so the filters the imports install stay
+    installed (as in a kernel that imports them itself)."""
     printed, shown = io.StringIO(), []
     show = warnings.showwarning
     warnings.showwarning = lambda message, *args, **kwargs: shown.append(str(message))
@@ -238,8 +239,9 @@ def _import_quietly(modules: tuple[str, ...]) -> str | None:
         with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
             importlib.import_module("ipykernel.kernelapp")
             for name in modules:
-                importlib.import_module(name)
-    except Exception as exc:  # any failure: kernels start the ordinary way
+                with contextlib.suppress(Exception):  # the notebook's own import shows it
+                    importlib.import_module(name)
+    except Exception as exc:  # ipykernel itself: kernels start the ordinary way
         return f"importing failed: {type(exc).__name__}: {exc}"
     finally:
         warnings.showwarning = show

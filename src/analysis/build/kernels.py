@@ -16,14 +16,17 @@ would in a cold kernel.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
+import importlib.machinery
+import json
 import os
 import tempfile
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +37,11 @@ from analysis.build.kernel_template import (
     kernel_interpreter,
 )
 
-# The modules the notebooks import, loaded ahead in a warm kernel (the backend is matplotlib's
-# inline one, which ipykernel sets through MPLBACKEND before any import).
+# The heavy modules a notebook is likely to use, loaded ahead in a warm kernel (the backend is
+# matplotlib's inline one, which ipykernel sets through MPLBACKEND before any import). A build
+# adds what its notebooks import (`modules_imported_by`), and what the library imports only
+# when a function first runs: pandera's pandas checks, loaded by the first schema validation
+# (with hypothesis, when it is installed).
 PRELOADED_MODULES = (
     "numpy",
     "pandas",
@@ -48,13 +54,54 @@ PRELOADED_MODULES = (
     "analysis.models",
     "analysis.build.display",
     "analysis.core.findings",
+    "pandera.backends.pandas.register",
 )
+
+
+def modules_imported_by(notebooks: Iterable[Path]) -> tuple[str, ...]:
+    """The modules the code cells of ``notebooks`` import, in the order they first appear: for
+    ``from X import a``, X, and X.a when a is a module. Nothing is imported to find out (a
+    package's submodules are looked up on disk); cells that are not Python (magics) and
+    relative imports are left out."""
+    found: dict[str, None] = {}
+    for path in notebooks:
+        cells = json.loads(Path(path).read_text(encoding="utf-8")).get("cells", [])
+        for cell in cells:
+            if cell.get("cell_type") != "code":
+                continue
+            source = "".join(cell.get("source", ""))
+            try:
+                tree = ast.parse(source)
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    found.update(dict.fromkeys(alias.name for alias in node.names))
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    found[node.module] = None
+                    for alias in node.names:
+                        if _is_module(f"{node.module}.{alias.name}"):
+                            found[f"{node.module}.{alias.name}"] = None
+    return tuple(found)
+
+
+def _is_module(dotted: str) -> bool:
+    """Whether ``dotted`` names a module on disk, found without executing any package."""
+    spec, parts = None, dotted.split(".")
+    for i in range(len(parts)):
+        where = None if spec is None else spec.submodule_search_locations
+        if i and not where:
+            return False
+        spec = importlib.machinery.PathFinder.find_spec(".".join(parts[: i + 1]), where)
+        if spec is None:
+            return False
+    return True
 
 
 def preload_code(modules: Sequence[str]) -> str:
     """Code that imports ``modules`` in a kernel and leaves no name behind; it raises when the
-    imports printed or warned anything (a cold kernel would have shown that in a cell).
-    Warnings are caught where they would be shown, not with ``catch_warnings``, which would
+    imports printed or warned anything (a cold kernel would have shown that in a cell). A
+    module that fails to import is left out. Warnings are caught where they would be shown, not with ``catch_warnings``, which would
     also undo the warning filters the imports install."""
     return f"""
 def _painanx_preload():
@@ -65,7 +112,10 @@ def _painanx_preload():
     try:
         with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
             for name in {tuple(modules)!r}:
-                importlib.import_module(name)
+                try:
+                    importlib.import_module(name)
+                except Exception:  # the notebook's own import shows it, in its cell
+                    pass
     finally:
         warnings.showwarning = show
     said = printed.getvalue() + "".join(shown)

@@ -38,7 +38,7 @@ from analysis.build.fingerprint import (
 )
 from analysis.build.index import write_index
 from analysis.build.interrupt import StopRequests
-from analysis.build.kernels import KernelPool
+from analysis.build.kernels import PRELOADED_MODULES, KernelPool, modules_imported_by
 from analysis.build.not_measured import Lacking, lacking_measures, write_not_measured
 from analysis.build.plan import (
     NotebookSpec,
@@ -401,7 +401,7 @@ def _run_notebooks(
             leave=False,
         ) as bar,
         kernel_threads(jobs),  # before the kernel pool: its kernels inherit the setting
-        _kernel_pool(settings, len(to_run)) as kernels,
+        _kernel_pool(settings, to_run.values()) as kernels,
         ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="painanx-nb") as pool,
     ):
         while pending or running:
@@ -450,17 +450,22 @@ def _run_notebooks(
             bar.set_postfix_str(", ".join(sorted(running.values())), refresh=True)
 
 
-def _kernel_pool(settings: _Settings, count: int) -> contextlib.AbstractContextManager:
-    """The pool of warm kernels for ``count`` notebooks, one started ahead per two jobs (a
-    warm kernel holds ~300 MB; notebooks rarely end at the same moment), shut down when the
-    block ends: after the runs, on an error or a Ctrl-C; or no pool."""
+def _kernel_pool(
+    settings: _Settings, tasks: Iterable[NotebookTask]
+) -> contextlib.AbstractContextManager:
+    """The pool of warm kernels for ``tasks``, one started ahead per two jobs (notebooks
+    rarely end at the same moment), with what the notebooks import loaded ahead; shut down
+    when the block ends: after the runs, on an error or a Ctrl-C; or no pool."""
     if not settings.warm_kernels:
         return contextlib.nullcontext()
+    tasks = list(tasks)
+    imported = modules_imported_by(sorted({task.input_nb for task in tasks}))
     return KernelPool(
         kernel_name=settings.kernel_name,
         cwd=settings.notebooks_dir,
-        count=count,
+        count=len(tasks),
         size=max(1, settings.jobs // 2),
+        preload=tuple(dict.fromkeys((*PRELOADED_MODULES, *imported))),
     )
 
 
