@@ -301,7 +301,6 @@ def _become_kernel(sock: socket.socket, request: dict, output_fd: int, ready_w: 
         sys.argv = [request["launcher"], *request["argv"]]
         if "numpy" in sys.modules:  # a fresh process draws numpy's global seed from the OS
             sys.modules["numpy"].random.seed()
-        gc.unfreeze()
         os.write(ready_w, b"1")
         os.close(ready_w)
         from ipykernel import kernelapp
@@ -332,7 +331,9 @@ def main(argv: list[str]) -> None:
         sock.send(json.dumps({"ready": False, "why": why}).encode())
         return
     gc.collect()
-    gc.freeze()  # the imported objects stay in pages the kernels share
+    # the imported objects are never traversed by the collector, in the template or in the
+    # kernels, so their pages stay shared instead of being copied by each kernel
+    gc.freeze()
     sock.send(json.dumps({"ready": True}).encode())
     _serve(sock, importlib.util.find_spec(LAUNCHER[1]).origin)
 

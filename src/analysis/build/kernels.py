@@ -54,7 +54,7 @@ PRELOADED_MODULES = (
     "analysis.models",
     "analysis.build.display",
     "analysis.core.findings",
-    "pandera.backends.pandas.register",
+    "pandera.backends.pandas.builtin_checks",
 )
 
 
