@@ -17,6 +17,7 @@ from analysis.cli import app
 from analysis.core.io import frame_content_hash
 from analysis.data import load, schema
 from analysis.data import synthetic as synth
+from analysis.data.synthetic import calibration
 from analysis.models import synthetic_truth as synth_truth
 from analysis.survey.ordinal import fit_proportional_odds
 
@@ -416,3 +417,24 @@ def test_packaged_truths_are_current(scenario):
     assert served.to_json() == packaged.to_json()
     stale = sorted(p.name for p in synth_truth.packaged_folder().glob("truth-*.json"))
     assert len(stale) == len(synth.SCENARIOS), stale
+
+
+@pytest.mark.parametrize("scenario", synth.SCENARIOS)
+def test_packaged_calibrations_are_current_and_used(scenario, tmp_path, monkeypatch):
+    """The calibrations shipped in resources/synthetic_calibration/ are what the code solves
+    now, and a fresh clone (an empty cache) reads them instead of solving (a stale or missing
+    file fails here: regenerate with `python -m analysis.models.synthetic_truth`)."""
+    fresh = calibration.uncalibrated_model(scenario)
+    calibration.calibrate(fresh)
+    name = calibration.calibration_file_name(fresh.hash)
+    packaged = json.loads((calibration.packaged_folder() / name).read_text())
+    assert packaged.keys() == fresh.derived.keys()
+    for k, v in fresh.derived.items():
+        assert np.allclose(packaged[k], v, rtol=1e-10, atol=1e-12), k
+    monkeypatch.setenv("PAINANX_CACHE", str(tmp_path))
+    monkeypatch.setattr(calibration, "_DERIVED", {})
+    monkeypatch.setattr(calibration, "calibrate", lambda m: pytest.fail("solved again"))
+    assert calibration.world_model(scenario).derived == packaged
+    assert not list(tmp_path.iterdir())  # nothing solved, nothing cached
+    shipped = sorted(p.name for p in calibration.packaged_folder().glob("calibration-*.json"))
+    assert len(shipped) == len(synth.SCENARIOS), shipped

@@ -1,8 +1,10 @@
-"""The synthetic world's spec file, ``resources/synthetic_world.yaml``, read with yaml alone.
+"""The synthetic world's spec file, ``resources/synthetic_world.yaml``, read with yaml alone,
+and the columns of the frames the world generates.
 
-It lives outside the ``analysis.data.synthetic`` package because importing any module of that
+They live outside the ``analysis.data.synthetic`` package because importing any module of that
 package loads the world's generator (numpy, scipy, pandas), while `painanx run` only needs the
-scenario names to check ``--scenario``.
+scenario names to check ``--scenario`` and the columns to know which notebooks have what they
+need (``measures`` in sources.yaml).
 """
 
 from __future__ import annotations
@@ -13,6 +15,31 @@ from importlib import resources
 import yaml
 
 SPEC_FILE = "synthetic_world.yaml"
+# the tidy columns of a synthetic frame, in the order the generator writes them
+COLUMNS = (
+    "source",
+    "survey_year",
+    "respondent_id",
+    "weight",
+    "stratum",
+    "psu",
+    "age",
+    "sex",
+    "bmi",
+    "education",
+    "physical_activity",
+    "back_pain_severity",
+    "chronic_pain",
+    "pain_intensity",
+    "gad7_score",
+    "gad7_category",
+    "anxiety_frequency",
+    "anxiety_medication",
+    "phq8_score",
+    "phq8_category",
+    "muscle_tension",
+    "benzodiazepine_use",
+)
 
 
 @lru_cache(maxsize=1)

@@ -49,6 +49,7 @@ from analysis.data.synthetic import (
     SCENARIOS,
     WorldModel,
     cache_dir,
+    calibration,
     load_spec,
     params_hash,
     world_model,
@@ -269,7 +270,8 @@ def truth_key(model: WorldModel, n_population: int, seed: int) -> str:
 # like the disk cache: a fresh clone builds the reports without the ~9 s census per scenario.
 # Any change to the world's code, the census code, the parameters or notebook 03's model changes
 # the key, so a stale file is never used; tests/test_synth.py recomputes them and fails when they
-# are missing or differ. Regenerate with:  python -m analysis.models.synthetic_truth
+# are missing or differ. Regenerate them (and the packaged calibrations they start from) with:
+#   python -m analysis.models.synthetic_truth
 PACKAGED_DIR = "synthetic_truth"
 
 
@@ -345,5 +347,5 @@ def estimates_vs_truth(findings) -> pd.DataFrame:
 
 
 if __name__ == "__main__":
-    for written in write_packaged_truths():
+    for written in [*calibration.write_packaged_calibrations(), *write_packaged_truths()]:
         print(f"wrote {written}")

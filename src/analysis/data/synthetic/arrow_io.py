@@ -20,33 +20,10 @@ import pyarrow.parquet as pq
 
 from analysis.data import schema
 from analysis.data.synthetic.model import WorldModel
+from analysis.data.world_spec import COLUMNS
 
 SOURCE = "synthetic"
 SURVEY_YEAR = 2019
-COLUMNS = (
-    "source",
-    "survey_year",
-    "respondent_id",
-    "weight",
-    "stratum",
-    "psu",
-    "age",
-    "sex",
-    "bmi",
-    "education",
-    "physical_activity",
-    "back_pain_severity",
-    "chronic_pain",
-    "pain_intensity",
-    "gad7_score",
-    "gad7_category",
-    "anxiety_frequency",
-    "anxiety_medication",
-    "phq8_score",
-    "phq8_category",
-    "muscle_tension",
-    "benzodiazepine_use",
-)
 
 
 @lru_cache(maxsize=1)

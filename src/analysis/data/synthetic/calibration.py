@@ -4,7 +4,9 @@ Whatever the scenario or the overrides, the population reproduces the published 
 ``synthetic_world.yaml`` (39.0% back pain, 15.6% GAD-7 >= 5, ...): exactly where a closed
 form exists (Gauss-Hermite quadrature for the scores), on a fixed-seed population draw
 otherwise. Solutions are cached in-process and on disk, keyed on the parameters and the
-code that solves them.
+code that solves them; those of the default scenarios ship with the code
+(resources/synthetic_calibration/), so a fresh clone does not solve them again in every notebook
+that loads the world.
 """
 
 from __future__ import annotations
@@ -45,33 +47,74 @@ from analysis.data.synthetic.spec import SynthParameterError, params_hash, resol
 _DERIVED: dict[str, dict[str, Any]] = {}  # solved parameters by parameter hash, this process
 
 
-def world_model(
+def uncalibrated_model(
     scenario: str = "literature", overrides: Mapping[str, Any] | None = None
 ) -> WorldModel:
-    """The calibrated model for a scenario and overrides (calibration cached in-process and
-    on disk)."""
+    """The model of a scenario and overrides, its intercepts and thresholds not yet solved."""
     params = resolve_params(scenario, overrides)
-    key = params_hash(params)
-    model = WorldModel(
+    return WorldModel(
         params=params,
         scenario=scenario,
         overrides=dict(overrides or {}),
-        hash=key,
+        hash=params_hash(params),
         **population_structure(params),
     )
+
+
+def world_model(
+    scenario: str = "literature", overrides: Mapping[str, Any] | None = None
+) -> WorldModel:
+    """The calibrated model for a scenario and overrides: solved once, then read from this
+    process, the package (default scenarios) or the disk cache."""
+    model = uncalibrated_model(scenario, overrides)
+    key = model.hash
     if key not in _DERIVED:
-        path = cache_dir() / f"calibration-{key}-{_code_hash()}.json"
-        try:
-            _DERIVED[key] = json.loads(path.read_text())
-        except (OSError, ValueError):
+        name = calibration_file_name(key)
+        for folder in (packaged_folder(), cache_dir()):
+            try:
+                _DERIVED[key] = json.loads((folder / name).read_text())
+                break
+            except (OSError, ValueError):
+                continue
+        else:
             calibrate(model)
             _DERIVED[key] = copy.deepcopy(model.derived)
             try:
-                write_text_atomic(path, json.dumps(_DERIVED[key], indent=1) + "\n")
+                write_text_atomic(cache_dir() / name, json.dumps(_DERIVED[key], indent=1) + "\n")
             except OSError:
                 pass  # a read-only cache only costs time
     model.derived = copy.deepcopy(_DERIVED[key])
     return model
+
+
+def calibration_file_name(params_key: str) -> str:
+    """The file of a solved calibration: the parameters' hash and the solving code's."""
+    return f"calibration-{params_key}-{_code_hash()}.json"
+
+
+def packaged_folder() -> Path:
+    """Where the calibrations of the default scenarios ship: resources/synthetic_calibration/.
+    A change to the parameters or the solving code changes the file name, so a stale one is
+    never read; tests/test_synth.py solves them again and compares."""
+    return Path(__file__).resolve().parents[2] / "resources" / "synthetic_calibration"
+
+
+def write_packaged_calibrations() -> list[Path]:
+    """Solve the calibration of every scenario and store it in the package, replacing stale
+    files (run after changing the world's parameters or code:
+    ``python -m analysis.models.synthetic_truth`` does it, then the truths)."""
+    folder = packaged_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for scenario in world_spec.scenario_names():
+        model = uncalibrated_model(scenario)
+        calibrate(model)
+        text = json.dumps(model.derived, indent=1) + "\n"
+        written.append(write_text_atomic(folder / calibration_file_name(model.hash), text))
+    for old in folder.glob("calibration-*.json"):
+        if old not in written:
+            old.unlink()
+    return written
 
 
 def cache_dir() -> Path:
