@@ -212,6 +212,7 @@ def _papermill(
     on_launch = (lambda group: stop.kernel_started(task.run.key, group)) if stop else None
     try:
         if kernels is not None:
+            site.notebook_exporter()  # made while the first kernel may still be starting
             kernel = kernels.take()
             if on_launch is not None and kernel.process_group:
                 on_launch(kernel.process_group)

@@ -122,6 +122,14 @@ def _write_one(task: NotebookTask, lacking: Lacking, plan_path: Path) -> None:
     run.current = True
 
 
+def import_findings_functions(
+    tasks: Mapping[str, tuple[NotebookTask, Lacking]], plan_path: Path
+) -> None:
+    """Import the modules of the findings functions `write_not_measured` will call."""
+    for task, _ in tasks.values():
+        findings_function(task.spec, plan_path)
+
+
 def findings_function(spec: NotebookSpec, plan_path: Path) -> Callable[..., list]:
     """The function ``needs.findings`` names, imported; `PlanError` naming the file, the
     notebook and the key when it cannot be."""

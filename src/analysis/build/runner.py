@@ -39,7 +39,12 @@ from analysis.build.fingerprint import (
 from analysis.build.index import write_index
 from analysis.build.interrupt import StopRequests
 from analysis.build.kernels import PRELOADED_MODULES, KernelPool, modules_imported_by
-from analysis.build.not_measured import Lacking, lacking_measures, write_not_measured
+from analysis.build.not_measured import (
+    Lacking,
+    import_findings_functions,
+    lacking_measures,
+    write_not_measured,
+)
 from analysis.build.plan import (
     NotebookSpec,
     Plan,
@@ -151,8 +156,14 @@ def build(
         )
 
         runs, to_run, not_measured = _plan_runs(plan, selection, only_names, settings, manifest)
+        with ThreadPoolExecutor(max_workers=1) as beside:
+            # the analyses' modules the findings of the notebooks not run need, imported while
+            # the runs wait for their first kernel (an error is reported when they are written)
+            imported = beside.submit(import_findings_functions, not_measured, plan.path)
+            _run_notebooks(runs, to_run, settings, manifest, stop, progress=progress, say=say)
+            with contextlib.suppress(Exception):
+                imported.result()
         write_not_measured(not_measured, manifest, reports_dir, plan.path, say)
-        _run_notebooks(runs, to_run, settings, manifest, stop, progress=progress, say=say)
 
         messages = list(plan.warnings)
         current, left_out = _this_builds_findings(runs, reports_dir, manifest, say)

@@ -210,8 +210,9 @@ def ensure_alt_text(nb, notebook_title: str = "notebook"):
 _thread_state = threading.local()
 
 
-def _exporter():
-    """One nbconvert exporter per thread (the runner exports pages from worker threads)."""
+def notebook_exporter():
+    """This thread's nbconvert exporter, made on first use (the runner exports pages from
+    worker threads; each makes its own while it waits for its first kernel)."""
     exporter = getattr(_thread_state, "exporter", None)
     if exporter is None:
         # nbconvert takes ~1 s to import: only when a page is exported, so a build with
@@ -229,7 +230,7 @@ def _exporter():
 
 def notebook_body_html(nb, notebook_title: str = "notebook") -> str:
     """The cells of an executed notebook as an HTML fragment (no <html>, no scripts)."""
-    body, _ = _exporter().from_notebook_node(prepare_notebook_for_page(nb, notebook_title))
+    body, _ = notebook_exporter().from_notebook_node(prepare_notebook_for_page(nb, notebook_title))
     return body
 
 
