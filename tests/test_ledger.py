@@ -3,6 +3,7 @@ recorded with a real reason, and the ledger file is validated like every other d
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +66,20 @@ def test_default_build_verdicts_are_the_recorded_ones(default_build):
     changes = diff(ledger, verdicts, REG)
     assert not changes, mismatch_message(changes)
     assert set(ledger) == {c.id for c in REG.claims}
+
+
+def test_no_page_of_the_default_build_shows_a_warning_or_an_error(default_build):
+    """What readers see is the analysis: a library's warning (such as tqdm's "IProgress not
+    found" when ipywidgets is missing) or a traceback in a cell is a fault of the build."""
+    shown = [
+        f"{executed.relative_to(default_build)}: {''.join(output.get('text', ''))[:200]}"
+        for executed in sorted(default_build.glob("*/*.ipynb"))
+        for cell in json.loads(executed.read_text())["cells"]
+        for output in cell.get("outputs", [])
+        if output.get("name") == "stderr" or output.get("output_type") == "error"
+    ]
+    assert list(default_build.glob("*/*.ipynb")), "the default build executed no notebook"
+    assert not shown, "\n".join(shown)
 
 
 def test_every_recorded_change_has_a_real_reason():
