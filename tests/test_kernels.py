@@ -237,3 +237,14 @@ def test_a_module_that_fails_to_import_is_left_out_and_fails_in_its_cell(tmp_pat
         pool.release(kernel)
     assert kernel.forked and kernel.warm
     assert done.cells[0].outputs[0]["ename"] == "ModuleNotFoundError"
+
+
+def test_a_template_launched_for_a_build_with_nothing_to_run_is_stopped_at_once():
+    template = KernelTemplate(PRELOADED_MODULES)
+    template.launch()  # as `painanx run` does before it knows whether anything is out of date
+    pid = template._process.pid
+    template.close()  # killed while importing: no wait for its imports
+    assert _gone(pid)
+    assert not template.available
+    template.wait_until_ready()  # a closed template is not launched again
+    assert template._process is None

@@ -80,6 +80,8 @@ class KernelTemplate:
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._process: subprocess.Popen | None = None
+        self._answered = False  # the template said whether its imports can be shared
+        self._closed = False
         self._log = tempfile.TemporaryFile(mode="w+b")
 
     def __enter__(self) -> KernelTemplate:
@@ -95,8 +97,15 @@ class KernelTemplate:
 
     def start(self) -> None:
         """Start the template and wait until its imports are done (or refused)."""
+        self.launch()
+        self.wait_until_ready()
+
+    def launch(self) -> None:
+        """Start the template process; it imports the modules while the build goes on."""
         if os.name != "posix" or not hasattr(os, "fork"):
             self.why_unavailable = "forking needs a POSIX system"
+            return
+        if self._process is not None or self._closed:
             return
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._env = kernel_environment(dict(os.environ))
@@ -113,12 +122,21 @@ class KernelTemplate:
         finally:
             theirs.close()
         self._sock = ours
-        ours.settimeout(READY_TIMEOUT_S)
+        self.why_unavailable = "still importing"
+        self._answered = False
+
+    def wait_until_ready(self) -> None:
+        """Wait until the template's imports are done (or refused); `available` says which."""
+        self.launch()
+        if self._sock is None or self._answered:
+            return
+        self._sock.settimeout(READY_TIMEOUT_S)
         try:
-            reply = json.loads(ours.recv(MESSAGE_BYTES) or b"{}")
+            reply = json.loads(self._sock.recv(MESSAGE_BYTES) or b"{}")
         except (OSError, ValueError) as exc:
             reply = {"why": f"no answer ({exc})"}
-        ours.settimeout(None)
+        self._sock.settimeout(None)
+        self._answered = True
         self.why_unavailable = (
             None if reply.get("ready") else (reply.get("why") or f"it stopped: {self.log_tail()}")
         )
@@ -154,7 +172,11 @@ class KernelTemplate:
         return ForkedProcess(int(reply["pid"]))
 
     def close(self) -> None:
-        """Stop the template (its kernels are stopped by their own managers)."""
+        """Stop the template (its kernels are stopped by their own managers); one that never
+        served, at once."""
+        self._closed = True
+        if self._process is not None and not self._answered:
+            self._process.kill()
         if self._sock is not None:
             self._sock.close()  # the template exits when its socket closes
             self._sock = None

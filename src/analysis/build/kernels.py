@@ -208,6 +208,13 @@ def kernel_manager_class(
     return _PainanxKernelManager
 
 
+def kernel_template(kernel_name: str, modules: Sequence[str]) -> KernelTemplate | None:
+    """A template importing ``modules`` for the kernels of ``kernel_name`` (not launched yet);
+    None when that kernel is not ipykernel's (its command cannot be forked)."""
+    interpreter = kernel_interpreter(kernel_argv(kernel_name))
+    return KernelTemplate(modules, interpreter) if interpreter else None
+
+
 def kernel_argv(kernel_name: str) -> list[str]:
     """The command line of the kernel spec ``kernel_name`` (``{connection_file}`` unfilled)."""
     from jupyter_client.kernelspec import KernelSpecManager  # with papermill's stack, lazily
@@ -242,16 +249,18 @@ class KernelPool:
         size: int,
         preload: Sequence[str] = PRELOADED_MODULES,
         fork: bool = True,
+        template: KernelTemplate | None = None,
     ):
         self._kernel_name = kernel_name
         self._cwd = str(cwd)
         self._left_to_start = count
         self._size = max(1, size)
         self._preload = tuple(preload)
-        interpreter = kernel_interpreter(kernel_argv(kernel_name)) if fork else None
-        self._template = (
-            KernelTemplate(self._preload, interpreter) if interpreter and self._preload else None
-        )
+        # a template launched by the caller (who closes it), else one of the pool's own
+        self._own_template = template is None
+        if template is None and fork and self._preload:
+            template = kernel_template(kernel_name, self._preload)
+        self._template = template
         self._template_started: Future | None = None
         self._lock = threading.Lock()
         self._ready: deque[Future] = deque()
@@ -315,7 +324,8 @@ class KernelPool:
         if self._template_started is not None:
             with contextlib.suppress(Exception):
                 self._template_started.result()
-            self._template.close()
+            if self._own_template:
+                self._template.close()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()
@@ -332,7 +342,7 @@ class KernelPool:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
 
     async def _start_template(self) -> None:
-        await asyncio.to_thread(self._template.start)
+        await asyncio.to_thread(self._template.wait_until_ready)
         if (self._template.why_unavailable or "").startswith("importing printed"):
             self._preload = ()  # a cold kernel would show what the imports print
 

@@ -38,7 +38,13 @@ from analysis.build.fingerprint import (
 )
 from analysis.build.index import write_index
 from analysis.build.interrupt import StopRequests
-from analysis.build.kernels import PRELOADED_MODULES, KernelPool, modules_imported_by
+from analysis.build.kernel_template import KernelTemplate
+from analysis.build.kernels import (
+    PRELOADED_MODULES,
+    KernelPool,
+    kernel_template,
+    modules_imported_by,
+)
 from analysis.build.not_measured import (
     Lacking,
     import_findings_functions,
@@ -155,12 +161,22 @@ def build(
             git=provenance.git_info(root),
         )
 
-        runs, to_run, not_measured = _plan_runs(plan, selection, only_names, settings, manifest)
-        with ThreadPoolExecutor(max_workers=1) as beside:
+        preload = _preloads(plan, notebooks_dir)
+        with (
+            kernel_threads(settings.jobs),  # before any kernel: they inherit the setting
+            _kernel_template(settings, preload) as template,  # importing while the build plans
+            ThreadPoolExecutor(max_workers=1) as beside,
+        ):
+            runs, to_run, not_measured = _plan_runs(plan, selection, only_names, settings, manifest)
+            if not to_run and template is not None:
+                template.close()  # nothing to run: it stops at once
             # the analyses' modules the findings of the notebooks not run need, imported while
             # the runs wait for their first kernel (an error is reported when they are written)
             imported = beside.submit(import_findings_functions, not_measured, plan.path)
-            _run_notebooks(runs, to_run, settings, manifest, stop, progress=progress, say=say)
+            _run_notebooks(
+                runs, to_run, settings, manifest, stop, (template, preload), progress=progress,
+                say=say,
+            )  # fmt: skip
             with contextlib.suppress(Exception):
                 imported.result()
         write_not_measured(not_measured, manifest, reports_dir, plan.path, say)
@@ -386,11 +402,13 @@ def _run_notebooks(
     settings: _Settings,
     manifest: Manifest,
     stop: StopRequests,
+    kernels_from: tuple[KernelTemplate | None, tuple[str, ...]],
     *,
     progress: bool,
     say: Callable[[str], None],
 ) -> None:
-    """Run the out-of-date notebooks, dependencies first, up to ``jobs`` at a time. A run whose
+    """Run the out-of-date notebooks, dependencies first, up to ``jobs`` at a time, their
+    kernels forked from ``kernels_from``'s template (or importing its modules). A run whose
     dependency failed or did not build is skipped. A run's record is dropped from the manifest
     when it starts and written when it ends, so the manifest only lists completed runs. After
     a Ctrl-C nothing new starts."""
@@ -411,8 +429,7 @@ def _run_notebooks(
             file=sys.stderr,
             leave=False,
         ) as bar,
-        kernel_threads(jobs),  # before the kernel pool: its kernels inherit the setting
-        _kernel_pool(settings, to_run.values()) as kernels,
+        _kernel_pool(settings, len(to_run), *kernels_from) as kernels,
         ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="painanx-nb") as pool,
     ):
         while pending or running:
@@ -461,22 +478,44 @@ def _run_notebooks(
             bar.set_postfix_str(", ".join(sorted(running.values())), refresh=True)
 
 
+def _preloads(plan: Plan, notebooks_dir: Path) -> tuple[str, ...]:
+    """What warm kernels import ahead: the usual heavy modules and whatever the plan's
+    notebooks import (read from their code cells, nothing imported)."""
+    files = [notebooks_dir / f"{nb.name}.ipynb" for nb in plan.notebooks]
+    imported = modules_imported_by([f for f in files if f.is_file()])
+    return tuple(dict.fromkeys((*PRELOADED_MODULES, *imported)))
+
+
+@contextlib.contextmanager
+def _kernel_template(settings: _Settings, preload: tuple[str, ...]):
+    """The kernels' template, launched now so that its imports overlap the planning (stopped
+    at the end of the block, at once if it never served); None without warm kernels."""
+    template = kernel_template(settings.kernel_name, preload) if settings.warm_kernels else None
+    if template is None:
+        yield None
+        return
+    template.launch()
+    try:
+        yield template
+    finally:
+        template.close()
+
+
 def _kernel_pool(
-    settings: _Settings, tasks: Iterable[NotebookTask]
+    settings: _Settings, count: int, template: KernelTemplate | None, preload: tuple[str, ...]
 ) -> contextlib.AbstractContextManager:
-    """The pool of warm kernels for ``tasks``, one started ahead per two jobs (notebooks
-    rarely end at the same moment), with what the notebooks import loaded ahead; shut down
-    when the block ends: after the runs, on an error or a Ctrl-C; or no pool."""
+    """The pool of warm kernels for ``count`` notebooks, one started ahead per two jobs
+    (notebooks rarely end at the same moment), forked from ``template``; shut down when the
+    block ends: after the runs, on an error or a Ctrl-C; or no pool."""
     if not settings.warm_kernels:
         return contextlib.nullcontext()
-    tasks = list(tasks)
-    imported = modules_imported_by(sorted({task.input_nb for task in tasks}))
     return KernelPool(
         kernel_name=settings.kernel_name,
         cwd=settings.notebooks_dir,
-        count=len(tasks),
+        count=count,
         size=max(1, settings.jobs // 2),
-        preload=tuple(dict.fromkeys((*PRELOADED_MODULES, *imported))),
+        preload=preload,
+        template=template,
     )
 
 
