@@ -212,19 +212,23 @@ _thread_state = threading.local()
 
 def notebook_exporter():
     """This thread's nbconvert exporter, made on first use (the runner exports pages from
-    worker threads; each makes its own while it waits for its first kernel)."""
+    worker threads), its templates compiled by rendering an empty notebook: each worker does
+    this while it waits for its first kernel, not when its first page is waited for."""
     exporter = getattr(_thread_state, "exporter", None)
     if exporter is None:
         # nbconvert takes ~1 s to import: only when a page is exported, so a build with
         # nothing to run stays quick
+        import nbformat
         from nbconvert import HTMLExporter
 
-        exporter = _thread_state.exporter = HTMLExporter(
+        exporter = HTMLExporter(
             template_name="painanx",
             extra_template_basedirs=[str(NBCONVERT_TEMPLATES_DIR)],
             exclude_input_prompt=True,
             exclude_output_prompt=True,
         )
+        exporter.from_notebook_node(nbformat.v4.new_notebook())
+        _thread_state.exporter = exporter
     return exporter
 
 
