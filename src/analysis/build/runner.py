@@ -170,15 +170,19 @@ def build(
             runs, to_run, not_measured = _plan_runs(plan, selection, only_names, settings, manifest)
             if not to_run and template is not None:
                 template.close()  # nothing to run: it stops at once
-            # the analyses' modules the findings of the notebooks not run need, imported while
-            # the runs wait for their first kernel (an error is reported when they are written)
-            imported = beside.submit(import_findings_functions, not_measured, plan.path)
+            # the analyses' modules the findings of the notebooks not run need, imported once
+            # the last notebooks have started, when the build has CPU to spare (an error is
+            # reported when the findings are written)
+            imported: list[Future] = []
             _run_notebooks(
                 runs, to_run, settings, manifest, stop, (template, preload), progress=progress,
-                say=say,
+                say=say, on_all_started=lambda: imported.append(
+                    beside.submit(import_findings_functions, not_measured, plan.path)
+                ),
             )  # fmt: skip
-            with contextlib.suppress(Exception):
-                imported.result()
+            for future in imported:
+                with contextlib.suppress(Exception):
+                    future.result()
         write_not_measured(not_measured, manifest, reports_dir, plan.path, say)
 
         messages = list(plan.warnings)
@@ -406,9 +410,11 @@ def _run_notebooks(
     *,
     progress: bool,
     say: Callable[[str], None],
+    on_all_started: Callable[[], object] = lambda: None,
 ) -> None:
     """Run the out-of-date notebooks, dependencies first, up to ``jobs`` at a time, their
-    kernels forked from ``kernels_from``'s template (or importing its modules). A run whose
+    kernels forked from ``kernels_from``'s template (or importing its modules); call
+    ``on_all_started`` once every notebook has started. A run whose
     dependency failed or did not build is skipped. A run's record is dropped from the manifest
     when it starts and written when it ends, so the manifest only lists completed runs. After
     a Ctrl-C nothing new starts."""
@@ -464,6 +470,9 @@ def _run_notebooks(
                 )
                 running[future] = key
                 bar.set_postfix_str(", ".join(sorted(running.values())), refresh=True)
+            if not pending and on_all_started is not None:
+                on_all_started()
+                on_all_started = None
             if not running:
                 for key in pending:  # cannot happen with a valid plan; never spin forever
                     by_key[key].status, by_key[key].current = SKIPPED, False
