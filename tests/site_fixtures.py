@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
@@ -35,3 +36,21 @@ def fake_verdicts(findings):
             }
         )
     return out
+
+
+# what differs between two builds of the same pages: build times and durations
+_PAGE_MASKS = (
+    (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"), "<time>"),
+    (re.compile(r'(class="[^"]*\bduration\b[^"]*">)[^<]*'), r"\1<duration>"),
+)
+
+
+def masked_pages(reports: Path) -> dict[str, str]:
+    """Every HTML page under ``reports`` by relative path, build times and durations masked."""
+    pages = {}
+    for page in sorted(reports.rglob("*.html")):
+        text = page.read_text()
+        for pattern, replacement in _PAGE_MASKS:
+            text = pattern.sub(replacement, text)
+        pages[page.relative_to(reports).as_posix()] = text
+    return pages

@@ -16,7 +16,6 @@ import csv
 import io
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -35,7 +34,7 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 import yaml
-from site_fixtures import PLAN, fake_verdicts
+from site_fixtures import PLAN, fake_verdicts, masked_pages
 from typer.testing import CliRunner
 
 import analysis.build.runner
@@ -521,21 +520,6 @@ def test_a_build_stopped_in_the_claims_step_leaves_the_earlier_set_whole(project
 
 # --------------------------------------------------------------------------- determinism
 
-_MASKS = (
-    (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"), "<time>"),
-    (re.compile(r'(class="[^"]*\bduration\b[^"]*">)[^<]*'), r"\1<duration>"),
-)
-
-
-def _masked_pages(reports: Path) -> dict[str, str]:
-    pages = {}
-    for page in sorted(reports.rglob("*.html")):
-        text = page.read_text()
-        for pattern, replacement in _MASKS:
-            text = pattern.sub(replacement, text)
-        pages[page.relative_to(reports).as_posix()] = text
-    return pages
-
 
 def test_identical_builds_give_identical_pages_with_or_without_warm_kernels(project):
     fixtures = Path(PLAN).parent
@@ -546,11 +530,11 @@ def test_identical_builds_give_identical_pages_with_or_without_warm_kernels(proj
     project.plan_path.write_text(yaml.safe_dump(plan))
     # the first build starts each kernel cold, the second takes them from the warm pool
     assert project.build(claims_hook=fake_verdicts, warm_kernels=False).exit_code == 0
-    first = _masked_pages(project.reports)
+    first = masked_pages(project.reports)
     assert 'src="data:image/png;base64,' in first["synthetic/findings_figure.html"]
     shutil.rmtree(project.reports)
     assert project.build(claims_hook=fake_verdicts).exit_code == 0
-    second = _masked_pages(project.reports)
+    second = masked_pages(project.reports)
     assert list(second) == list(first)
     for name, text in first.items():
         assert second[name] == text, f"{name} differs between two identical builds"

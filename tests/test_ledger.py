@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from site_fixtures import masked_pages
 from typer.testing import CliRunner
 
 from analysis.claims.ledger import (
@@ -80,6 +81,23 @@ def test_no_page_of_the_default_build_shows_a_warning_or_an_error(default_build)
     ]
     assert list(default_build.glob("*/*.ipynb")), "the default build executed no notebook"
     assert not shown, "\n".join(shown)
+
+
+def test_the_default_pages_are_the_same_with_kernels_forked_or_started_cold(default_build):
+    """The default build's kernels are forked from a template that imported the libraries
+    once; started cold instead (--no-warm-kernels), every page is the same, build times aside.
+    The fixture notebooks' version of this test: tests/test_faults.py."""
+    forked = masked_pages(default_build)
+    proc = subprocess.run(
+        [sys.executable, "-c", "from analysis.cli import main; main()", "run", "-q", "--force",
+         "--no-warm-kernels", "--reports-dir", str(default_build)],
+        cwd=ROOT, capture_output=True, text=True, timeout=1200,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    cold = masked_pages(default_build)
+    assert list(cold) == list(forked)
+    for name, text in forked.items():
+        assert cold[name] == text, f"{name} differs between forked and cold kernels"
 
 
 def test_every_recorded_change_has_a_real_reason():
