@@ -20,10 +20,9 @@ from analysis.models.mediation import (
     MediationError,
     c2_findings,
     estimate_mediation,
-    load_mediation_spec,
-    not_measured_findings,
 )
 from analysis.models.mediation_gformula import logistic_newton, wls
+from analysis.models.unmeasured import load_mediation_spec, mediation_not_measured
 from analysis.survey.design import SurveyDesign
 
 N_STRATA, PSU_PER_STRATUM, ROWS_PER_PSU = 12, 6, 50
@@ -284,7 +283,7 @@ def test_not_measured_source_gives_insufficient_evidence():
     assert res is None
     assert all(not f.measured and f.estimate is None for f in findings)
     assert "muscle_tension" in findings[0].caveats[0]
-    assert findings == not_measured_findings("nhis")
+    assert findings == mediation_not_measured("nhis")
     c2 = next(v for v in evaluate_claims(findings) if v.claim_id == "C2")
     assert c2.verdict == "insufficient evidence"
 

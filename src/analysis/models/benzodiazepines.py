@@ -21,21 +21,24 @@ context, never evidence of benefit.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from analysis.core.findings import Finding, estimand_info
-from analysis.data.nhis.codebook import nhis_codebook
 from analysis.models.design import model_measure_set, prepare_model_columns, survey_design
+from analysis.models.unmeasured import (
+    C4_CLAIM,
+    C4_ESTIMAND,
+    DRUG_COLUMNS,
+    medication_not_measured,
+    no_drug_item_reason_in,
+)
 from analysis.survey.design import SurveyDesign
 from analysis.survey.regression import svyglm
 
-DRUG_COLUMNS = ("benzodiazepine_use", "anxiety_medication")
-ESTIMAND = "or_back_pain_anxiety_medication"
-CLAIM = "C4"
+ESTIMAND, CLAIM = C4_ESTIMAND, C4_CLAIM
 _LABELS = {
     "benzodiazepine_use": "benzodiazepine",
     "anxiety_medication": "anxiety medication",
@@ -160,22 +163,7 @@ class BenzodiazepineResult:
         if self.absent:
             caveats.append(f"Covariates not measured, left out: {', '.join(self.absent)}.")
         if not self.measured:
-            return [
-                Finding(
-                    claim_id=CLAIM,
-                    estimand=ESTIMAND,
-                    label=f"{ESTIMAND}: not measured in {self.source}",
-                    source=self.source,
-                    estimate=None,
-                    measure=est.measure,
-                    null_value=1.0,
-                    design="cross-sectional survey",
-                    measured=False,
-                    caveats=[f"None of {list(DRUG_COLUMNS)} is measured in '{self.source}'."]
-                    + ([f"{self.why_not_measured}."] if self.why_not_measured else []),
-                    notebook=notebook,
-                )
-            ]
+            return medication_not_measured(self.source, self.why_not_measured, notebook=notebook)
         lo, hi = self.adjusted.ci()
         nlo, nhi = self.naive.ci()
         return [
@@ -213,32 +201,6 @@ def no_drug_item_reason(df: pd.DataFrame) -> str:
         return ""
     years = [int(y) for y in df["survey_year"].dropna().unique()]
     return no_drug_item_reason_in(str(df["source"].iloc[0]), years)
-
-
-def no_drug_item_reason_in(source: str, years: Iterable[int] | None) -> str:
-    """`no_drug_item_reason` for a source and its survey years, from the codebook alone."""
-    if source != "nhis" or not years:
-        return ""
-    book = nhis_codebook()
-    covered = sorted(int(y) for y in set(years) if int(y) in book.years)
-    reasons = {y: book.column_status("anxiety_medication", y) for y in covered}
-    missing = {y: reason for y, (status, reason) in reasons.items() if status is None}
-    if not missing:
-        return ""
-    return "; ".join(f"NHIS {y} has no anxiety-medication item ({r})" for y, r in missing.items())
-
-
-def findings_without_measures(
-    source: str, measured: Collection[str], *, notebook: str = "", years: list[int] | None = None
-) -> list[Finding]:
-    """The C4 finding of a source whose codebook has no drug column, as
-    `benzodiazepines_and_pain` gives it, without its data (the build writes it in place of a
-    run)."""
-    if any(col in measured for col in DRUG_COLUMNS):
-        raise ValueError(f"source {source!r} measures one of {list(DRUG_COLUMNS)}")
-    res = BenzodiazepineResult(source, None, 0, [], {})
-    res.why_not_measured = no_drug_item_reason_in(source, years)
-    return res.to_findings(notebook=notebook)
 
 
 def drug_column(df: pd.DataFrame) -> str | None:

@@ -33,9 +33,7 @@ zero in every replicate, and strata/PSUs keep their full-design counts.
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass, field
-from importlib import resources
 
 import numpy as np
 import pandas as pd
@@ -45,66 +43,21 @@ from statsmodels.genmod.generalized_linear_model import GLM
 from statsmodels.regression.linear_model import WLS
 from tqdm.auto import tqdm
 
-from analysis.core.findings import Finding, estimand_info
-from analysis.core.io import parse_yaml
+from analysis.core.findings import Finding
 from analysis.data.schema import require_measured
 from analysis.models import mediation_gformula as gformula
 from analysis.models.design import redesign
 from analysis.models.mediation_gformula import EFFECTS, MediationError
+from analysis.models.unmeasured import (
+    MediationSpec,
+    load_mediation_spec,
+    mediation_not_measured,
+    registry_measure,
+)
 from analysis.survey.bootstrap import bootstrap_weight_columns, replicate_variance
 from analysis.survey.design import SurveyDesign
 
 CI_METHODS = ("normal", "percentile")
-
-
-# --------------------------------------------------------------------------- specification
-
-
-@dataclass(frozen=True)
-class MediationSpec:
-    """What C2 estimates, read from ``resources/mediation.yaml`` (follows the claims registry)."""
-
-    claim_id: str
-    exposure: str
-    exposure_at_least: float | None
-    exposure_label: str
-    mediator: str
-    outcome: str
-    outcome_model: str
-    interaction: bool
-    covariates: tuple[str, ...]
-    nie_key: str
-    proportion_key: str
-    replicates: int
-    ci_method: str
-    level: float
-
-    def first_unmeasured(self, columns: Collection[str]) -> str | None:
-        """The first of mediator, outcome and exposure not among ``columns`` (None: all are)."""
-        return next(
-            (c for c in (self.mediator, self.outcome, self.exposure) if c not in columns), None
-        )
-
-
-def load_mediation_spec() -> MediationSpec:
-    raw = parse_yaml(resources.files("analysis.resources").joinpath("mediation.yaml").read_text())
-    exp = raw["exposure"]
-    return MediationSpec(
-        claim_id=raw["claim_id"],
-        exposure=exp["column"],
-        exposure_at_least=exp.get("at_least"),
-        exposure_label=exp.get("label", exp["column"]),
-        mediator=raw["mediator"],
-        outcome=raw["outcome"],
-        outcome_model=raw["outcome_model"],
-        interaction=bool(raw["interaction"]),
-        covariates=tuple(raw["covariates"]),
-        nie_key=raw["estimands"]["natural_indirect_effect"],
-        proportion_key=raw["estimands"]["proportion_mediated"],
-        replicates=int(raw["replicates"]),
-        ci_method=raw["ci_method"],
-        level=float(raw["level"]),
-    )
 
 
 # --------------------------------------------------------------------------- result
@@ -224,7 +177,7 @@ class MediationResult:
         their true values.
         """
         spec = self.spec or load_mediation_spec()
-        expected = _registry_measure(spec.nie_key)
+        expected = registry_measure(spec.nie_key)
         if expected is not None and expected.lower() != self.scale:
             raise MediationError(
                 f"registry estimand '{spec.nie_key}' expects measure '{expected}', this result is "
@@ -294,61 +247,6 @@ def _caveats(source: str) -> list[str]:
     return out
 
 
-def _registry_measure(key: str) -> str | None:
-    est = estimand_info(key)
-    return None if est is None else est.measure
-
-
-def not_measured_findings(
-    source: str,
-    *,
-    column: str | None = None,
-    notebook: str = "",
-    spec: MediationSpec | None = None,
-) -> list[Finding]:
-    """C2 findings for a source that does not measure the mediator: measured=False, no estimate.
-
-    The claims step then judges C2 'insufficient evidence' from this source.
-    """
-    spec = spec or load_mediation_spec()
-    column = column or spec.mediator
-    why = f"'{column}' is not measured in source '{source}'; the mediation cannot be estimated."
-    out = []
-    for key, measure, null in (
-        (spec.nie_key, _registry_measure(spec.nie_key) or "mean difference", 0.0),
-        (spec.proportion_key, _registry_measure(spec.proportion_key) or "proportion", None),
-    ):
-        out.append(
-            Finding(
-                claim_id=spec.claim_id,
-                estimand=key,
-                label=f"{key}: not measured in {source}",
-                source=source,
-                estimate=None,
-                measure=measure,
-                null_value=null,
-                design="cross-sectional survey",
-                measured=False,
-                caveats=[why],
-                notebook=notebook,
-                extra={"missing_column": column},
-            )
-        )
-    return out
-
-
-def findings_without_measures(
-    source: str, measured: Collection[str], *, notebook: str = "", years: list[int] | None = None
-) -> list[Finding]:
-    """The C2 findings of a source whose codebook lacks a column the mediation needs, as
-    `c2_findings` gives them, without its data (the build writes them in place of a run)."""
-    spec = load_mediation_spec()
-    missing = spec.first_unmeasured(measured)
-    if missing is None:
-        raise ValueError(f"source {source!r} measures every column the C2 mediation needs")
-    return not_measured_findings(source, column=missing, notebook=notebook, spec=spec)
-
-
 def c2_findings(
     design: SurveyDesign,
     *,
@@ -364,7 +262,7 @@ def c2_findings(
     spec = load_mediation_spec()
     missing = spec.first_unmeasured(design.data.columns)
     if missing is not None:
-        return None, not_measured_findings(source, column=missing, notebook=notebook, spec=spec)
+        return None, mediation_not_measured(source, column=missing, notebook=notebook, spec=spec)
     result = estimate_mediation_spec(design, spec, **kwargs)
     return result, result.to_findings(source=source, notebook=notebook, truth=truth)
 
