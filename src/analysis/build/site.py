@@ -260,7 +260,44 @@ def render_notebook_page(
     built_at: str = "",
 ) -> str:
     """A full HTML page for one executed notebook (page lives one folder below reports/)."""
-    body = notebook_body_html(nb, title)
+    return _notebook_page(
+        title=title,
+        source_label=source_label,
+        synthetic=synthetic,
+        provenance=provenance,
+        body=notebook_body_html(nb, title),
+        error=error,
+        notebook_file=notebook_file,
+        built_at=built_at,
+    )
+
+
+def render_not_measured_page(
+    *, title: str, source_label: str, synthetic: bool, provenance: Mapping, notice: str
+) -> str:
+    """The page of a notebook not run because its source lacks a column it needs: the one-line
+    notice in place of the cells (no kernel, no nbconvert)."""
+    return _notebook_page(
+        title=title,
+        source_label=source_label,
+        synthetic=synthetic,
+        provenance=provenance,
+        body=f'<p class="not-measured">{html.escape(notice)}</p>',
+    )
+
+
+def _notebook_page(
+    *,
+    title: str,
+    source_label: str,
+    synthetic: bool,
+    provenance: Mapping,
+    body: str,
+    error: Mapping | None = None,
+    notebook_file: str = "",
+    built_at: str = "",
+) -> str:
+    """A notebook's page (one folder below reports/) around ``body``."""
     return (
         _env()
         .get_template("notebook.html.j2")
@@ -275,30 +312,6 @@ def render_notebook_page(
                 error=error,
                 notebook_file=notebook_file,
                 built_at=built_at or provenance.get("built_at", ""),
-            )
-        )
-    )
-
-
-def render_not_measured_page(
-    *, title: str, source_label: str, synthetic: bool, provenance: Mapping, notice: str
-) -> str:
-    """The page of a notebook not run because its source lacks a column it needs: the one-line
-    notice in place of the cells (no kernel, no nbconvert)."""
-    return (
-        _env()
-        .get_template("notebook.html.j2")
-        .render(
-            **_page_context(
-                root="../",
-                title=title,
-                synthetic=synthetic,
-                source_label=source_label,
-                body=f'<p class="not-measured">{html.escape(notice)}</p>',
-                prov=_full_provenance(provenance),
-                error=None,
-                notebook_file="",
-                built_at=provenance.get("built_at", ""),
             )
         )
     )
