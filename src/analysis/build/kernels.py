@@ -101,8 +101,9 @@ def _is_module(dotted: str) -> bool:
 def preload_code(modules: Sequence[str]) -> str:
     """Code that imports ``modules`` in a kernel and leaves no name behind; it raises when the
     imports printed or warned anything (a cold kernel would have shown that in a cell). A
-    module that fails to import is left out. Warnings are caught where they would be shown, not with ``catch_warnings``, which would
-    also undo the warning filters the imports install."""
+    module that fails to import is left out. Warnings are caught where they would be shown,
+    not with ``catch_warnings``, which would also undo the warning filters the imports
+    install."""
     return f"""
 def _painanx_preload():
     import contextlib, importlib, io, warnings
@@ -286,17 +287,22 @@ class KernelPool:
     def take(self) -> PooledKernel:
         """The next started kernel (waiting for it if need be); another one starts ahead. A
         kernel that ended while it waited (a forked one whose template was stopped) is
-        replaced."""
-        while True:
-            with self._lock:
-                if not self._ready:
-                    self._start_one(force=True)
-                future = self._ready.popleft()
-                self._start_one()
-            kernel = future.result()
-            if kernel.manager.provisioner.process.poll() is None:
-                return kernel
+        replaced once; a replacement that ended too is handed over, and its notebook fails
+        saying so."""
+        kernel = self._next_started()
+        process = kernel.manager.provisioner.process
+        if process is None or process.poll() is not None:
             self.release(kernel)
+            kernel = self._next_started()
+        return kernel
+
+    def _next_started(self) -> PooledKernel:
+        with self._lock:
+            if not self._ready:
+                self._start_one(force=True)
+            future = self._ready.popleft()
+            self._start_one()
+        return future.result()
 
     def release(self, kernel: PooledKernel) -> None:
         """Shut a used kernel down (in the pool's thread; `close` waits for it)."""

@@ -171,18 +171,15 @@ def build(
             if not to_run and template is not None:
                 template.close()  # nothing to run: it stops at once
             # the analyses' modules the findings of the notebooks not run need, imported once
-            # the last notebooks have started, when the build has CPU to spare (an error is
-            # reported when the findings are written)
-            imported: list[Future] = []
+            # the last notebooks have started, when the build has CPU to spare (leaving the
+            # block waits for it; an error is reported when the findings are written)
             _run_notebooks(
-                runs, to_run, settings, manifest, stop, (template, preload), progress=progress,
-                say=say, on_all_started=lambda: imported.append(
-                    beside.submit(import_findings_functions, not_measured, plan.path)
+                runs, to_run, settings, manifest, stop, progress=progress, say=say,
+                template=template, preload=preload,
+                on_all_started=lambda: beside.submit(
+                    import_findings_functions, not_measured, plan.path
                 ),
             )  # fmt: skip
-            for future in imported:
-                with contextlib.suppress(Exception):
-                    future.result()
         write_not_measured(not_measured, manifest, reports_dir, plan.path, say)
 
         messages = list(plan.warnings)
@@ -406,14 +403,15 @@ def _run_notebooks(
     settings: _Settings,
     manifest: Manifest,
     stop: StopRequests,
-    kernels_from: tuple[KernelTemplate | None, tuple[str, ...]],
     *,
     progress: bool,
     say: Callable[[str], None],
-    on_all_started: Callable[[], object] = lambda: None,
+    template: KernelTemplate | None = None,
+    preload: tuple[str, ...] = PRELOADED_MODULES,
+    on_all_started: Callable[[], object] | None = None,
 ) -> None:
     """Run the out-of-date notebooks, dependencies first, up to ``jobs`` at a time, their
-    kernels forked from ``kernels_from``'s template (or importing its modules); call
+    kernels forked from ``template`` (or importing ``preload`` as they start); call
     ``on_all_started`` once every notebook has started. A run whose
     dependency failed or did not build is skipped. A run's record is dropped from the manifest
     when it starts and written when it ends, so the manifest only lists completed runs. After
@@ -435,7 +433,7 @@ def _run_notebooks(
             file=sys.stderr,
             leave=False,
         ) as bar,
-        _kernel_pool(settings, len(to_run), *kernels_from) as kernels,
+        _kernel_pool(settings, len(to_run), template, preload) as kernels,
         ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="painanx-nb") as pool,
     ):
         while pending or running:
