@@ -21,7 +21,7 @@ from analysis.models.mediation import (
     c2_findings,
     estimate_mediation,
 )
-from analysis.models.mediation_gformula import logistic_newton, wls
+from analysis.models.mediation_gformula import expit_outer, logistic_newton, wls
 from analysis.models.unmeasured import load_mediation_spec, mediation_not_measured
 from analysis.survey.design import SurveyDesign
 
@@ -308,3 +308,15 @@ def test_bad_inputs_name_the_column():
         run(df, outcome="tension", outcome_model="logistic")
     with pytest.raises(MediationError, match="ci_method"):
         run(df, ci_method="bca")
+
+
+def test_the_logistic_integrand_equals_expit_including_overflow():
+    """expit_outer (1 / (1 + e^-v e^-s), the bootstrap's fast path) equals scipy's expit of
+    v_i + s_j within a few ulp, and falls back to it where e^-v e^-s would be inf x 0."""
+    rng = np.random.default_rng(3)
+    v, s = rng.normal(0, 4, 2000), rng.normal(0, 3, 24)
+    np.testing.assert_allclose(expit_outer(v, s), expit(np.add.outer(v, s)), rtol=1e-14, atol=0)
+    extreme = np.array([-800.0, -30.0, 0.0, 30.0, 800.0])
+    got = expit_outer(extreme, extreme)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, expit(np.add.outer(extreme, extreme)), rtol=1e-14, atol=0)

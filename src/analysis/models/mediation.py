@@ -362,15 +362,25 @@ def estimate_mediation(
     for b, wb in enumerate(
         tqdm(rep_w, total=replicates, desc="mediation bootstrap", disable=not progress, leave=False)
     ):
+        # the rows a replicate leaves out (weight 0) add nothing to its fits: skip them
+        kept = np.flatnonzero(wb)
+        xm_b, xo_b, m_b, y_b, c_b, wb = (
+            x_med[kept],
+            x_out[kept],
+            m[kept],
+            y[kept],
+            c[kept],
+            wb[kept],
+        )
         try:
-            beta_b = gformula.wls(x_med, m, wb)
-            sigma_b = gformula.weighted_sigma(m - x_med @ beta_b, wb)
+            beta_b = gformula.wls(xm_b, m_b, wb)
+            sigma_b = gformula.weighted_sigma(m_b - xm_b @ beta_b, wb)
             if outcome_model == "linear":
-                theta_b = gformula.wls(x_out, y, wb)
+                theta_b = gformula.wls(xo_b, y_b, wb)
             else:
-                theta_b = gformula.logistic_newton(x_out, y, wb, start=theta)
+                theta_b = gformula.logistic_newton(xo_b, y_b, wb, start=theta)
             reps[b] = gformula.natural_effects(
-                beta_b, sigma_b, theta_b, c, wb, outcome_model, interaction
+                beta_b, sigma_b, theta_b, c_b, wb, outcome_model, interaction
             )
         except np.linalg.LinAlgError:
             n_failed += 1

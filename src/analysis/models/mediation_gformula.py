@@ -133,6 +133,21 @@ def logistic_newton(x, y, w, start, tol=1e-10, max_iter=50) -> np.ndarray:
 _GH_X, _GH_W = np.polynomial.hermite.hermgauss(GH_NODES)
 
 
+def expit_outer(v: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """expit(v_i + s_j) for every row i and node j, as 1 / (1 + e^-v_i e^-s_j): n + 24
+    exponentials instead of n x 24, which were most of the bootstrap's time. Equal to
+    ``expit(v[:, None] + s)`` within a few ulp; an overflow that would give inf x 0 falls back
+    to it."""
+    with np.errstate(over="ignore"):
+        ev, es = np.exp(-v), np.exp(-s)
+    if (np.isinf(ev).any() and not es.all()) or (np.isinf(es).any() and not ev.all()):
+        eta = np.add.outer(v, s)
+        return special.expit(eta, out=eta)
+    e = np.multiply.outer(ev, es)
+    e += 1.0
+    return np.reciprocal(e, out=e)
+
+
 def natural_effects(beta, sigma, theta, c, w, outcome_model, interaction) -> np.ndarray:
     """NDE, NIE, TE and proportion mediated from the two models' coefficients."""
     b0, ba, bc = beta[0], beta[1], beta[2:]
@@ -154,9 +169,8 @@ def natural_effects(beta, sigma, theta, c, w, outcome_model, interaction) -> np.
         if outcome_model == "linear":
             return float(np.sum(w * (base + slope * mu)) / wsum)
         # integrate expit(base + slope*m) over m ~ N(mu, sigma^2)
-        eta = (base + slope * mu)[:, None] + slope * np.sqrt(2.0) * sigma * _GH_X[None, :]
-        p = special.expit(eta, out=eta) @ _GH_W / np.sqrt(np.pi)  # in place: n x 24 is large
-        return float(np.sum(w * p) / wsum)
+        p = expit_outer(base + slope * mu, slope * np.sqrt(2.0) * sigma * _GH_X) @ _GH_W
+        return float(np.sum(w * (p / np.sqrt(np.pi))) / wsum)
 
     q00, q10, q11 = q(0, 0), q(1, 0), q(1, 1)
     nde, nie, te = q10 - q00, q11 - q10, q11 - q00
