@@ -248,3 +248,29 @@ def test_a_template_launched_for_a_build_with_nothing_to_run_is_stopped_at_once(
     assert not template.available
     template.wait_until_ready()  # a closed template is not launched again
     assert template._process is None
+
+
+def test_what_the_imports_set_in_the_environment_reaches_a_forked_kernel(tmp_path, monkeypatch):
+    """pandera sets SPARK_LOCAL_IP when imported; a kernel that imported it itself has it, so a
+    forked kernel must too. A kernel asked for with another value of such a variable is
+    started the ordinary way (the imports might have done otherwise)."""
+    (tmp_path / "sets_env.py").write_text(
+        "import os\nos.environ.setdefault('PAINANX_SET_BY_IMPORT', 'imported')\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.delenv("PAINANX_SET_BY_IMPORT", raising=False)
+    code = "import os\nprint(os.environ.get('PAINANX_SET_BY_IMPORT'))"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    with KernelPool(
+        kernel_name="python3", cwd=tmp_path, count=1, size=1, preload=("sets_env",)
+    ) as pool:
+        kernel = pool.take()
+        done = NotebookClient(nb, km=kernel.manager).execute()
+        pool.release(kernel)
+        template = pool._template
+        env = dict(os.environ, PAINANX_SET_BY_IMPORT="other")
+        launch = [*template.interpreter, "-m", "ipykernel_launcher"]
+        with pytest.raises(TemplateUnavailable, match="PAINANX_SET_BY_IMPORT"):
+            template.fork(launch, env, str(tmp_path), 1)
+    assert kernel.forked
+    assert done.cells[0].outputs[0]["text"] == "imported\n"

@@ -77,6 +77,8 @@ class KernelTemplate:
         self.interpreter = list(interpreter)  # the python and its options, as the kernel spec
         self.why_unavailable: str | None = "not started"
         self._env: dict[str, str] = {}
+        # variables the imports set, changed (or removed: None), e.g. pandera's for pyspark
+        self._set_by_imports: dict[str, str | None] = {}
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._process: subprocess.Popen | None = None
@@ -137,6 +139,7 @@ class KernelTemplate:
             reply = {"why": f"no answer ({exc})"}
         self._sock.settimeout(None)
         self._answered = True
+        self._set_by_imports = reply.get("environment", {})
         self.why_unavailable = (
             None if reply.get("ready") else (reply.get("why") or f"it stopped: {self.log_tail()}")
         )
@@ -152,9 +155,17 @@ class KernelTemplate:
         if cmd[: len(prefix)] != prefix:
             raise TemplateUnavailable(f"not a launch of {' '.join(prefix)}: {cmd}")
         env = kernel_environment(env)
+        # the imports read these, and set some: the kernel must start from the template's values
+        # (or, for one the imports set, from the value they set)
         differ = [v for v in IMPORT_TIME_VARIABLES if env.get(v) != self._env.get(v)]
+        differ += [
+            v
+            for v, set_to in self._set_by_imports.items()
+            if env.get(v) not in (self._env.get(v), set_to)
+        ]
         if differ:
             raise TemplateUnavailable(f"the kernel asks for other values of {differ}")
+        env = {k: v for k, v in {**env, **self._set_by_imports}.items() if v is not None}
         request = json.dumps(
             {"argv": list(cmd[len(prefix) :]), "env": env, "cwd": str(cwd)}
         ).encode()
@@ -348,15 +359,21 @@ def main(argv: list[str]) -> None:
     sock = socket.socket(fileno=fd)
     if sys.path and (sys.path[0] in ("", os.getcwd())):
         del sys.path[0]  # as ipykernel_launcher does; the kernel puts '' back
+    before = dict(os.environ)
     why = _import_quietly(modules)
     if why:
         sock.send(json.dumps({"ready": False, "why": why}).encode())
         return
+    # what the imports did to the environment: the build passes it on to each kernel, as a
+    # kernel that imported them itself would have it
+    environment = {
+        k: os.environ.get(k) for k in {*before, *os.environ} if before.get(k) != os.environ.get(k)
+    }
     gc.collect()
     # the imported objects are never traversed by the collector, in the template or in the
     # kernels, so their pages stay shared instead of being copied by each kernel
     gc.freeze()
-    sock.send(json.dumps({"ready": True}).encode())
+    sock.send(json.dumps({"ready": True, "environment": environment}).encode())
     _serve(sock, importlib.util.find_spec(LAUNCHER[1]).origin)
 
 
