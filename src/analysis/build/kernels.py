@@ -55,6 +55,10 @@ PRELOADED_MODULES = (
     "analysis.build.display",
     "analysis.core.findings",
     "pandera.backends.pandas.builtin_checks",
+    # what every kernel imports as it starts (its debugger, with debugpy) and at its first figure
+    "ipykernel.ipkernel",
+    "matplotlib_inline.backend_inline",
+    "matplotlib.backends.backend_agg",
 )
 
 

@@ -486,11 +486,13 @@ def _run_notebooks(
 
 
 def _preloads(plan: Plan, notebooks_dir: Path) -> tuple[str, ...]:
-    """What warm kernels import ahead: the usual heavy modules and whatever the plan's
-    notebooks import (read from their code cells, nothing imported)."""
+    """What warm kernels import ahead: the usual heavy modules, whatever the plan's notebooks
+    import (read from their code cells, nothing imported) and the modules of the loaders that
+    `analysis.data.load` imports when a notebook loads its source."""
     files = [notebooks_dir / f"{nb.name}.ipynb" for nb in plan.notebooks]
     imported = modules_imported_by([f for f in files if f.is_file()])
-    return tuple(dict.fromkeys((*PRELOADED_MODULES, *imported)))
+    loaders = [spec.loader_module for spec in plan.sources.values() if spec.loader_module]
+    return tuple(dict.fromkeys((*PRELOADED_MODULES, *imported, *loaders)))
 
 
 @contextlib.contextmanager

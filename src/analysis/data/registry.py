@@ -54,6 +54,11 @@ class SourceSpec:
         """True for sources that validate the pipeline and are never evidence."""
         return not self.evidence
 
+    @property
+    def loader_module(self) -> str:
+        """The module `load` imports to read this source ('' when it has no loader)."""
+        return str(self.loader.get("function", "")).partition(":")[0]
+
 
 def parse_source_specs(raw: dict, where: str) -> dict[str, SourceSpec]:
     """Build SourceSpecs from the ``sources:`` mapping of a YAML file (``where`` names it in errors)."""
