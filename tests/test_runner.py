@@ -524,3 +524,36 @@ def test_a_notebooks_declared_inputs_trigger_its_rebuild(small_project):
     # the page's provenance lists the input with its checksum
     page = (p.root / "reports" / "published" / "published_only.html").read_text()
     assert "results/run.csv" in page
+
+
+def test_the_format_checkers_the_build_skips_are_unused_by_nbformat():
+    """`painanx run` keeps jsonschema from building rfc3987-syntax's grammars (0.7 s): safe
+    only while nbformat, the build's jsonschema user, asks for no "format" in its schemas.
+    After the skip, nbformat still validates (and rejects) notebooks."""
+
+    def format_keywords(node) -> list[str]:  # "format": "<name>" (a property named format is not)
+        if isinstance(node, list):
+            return [f for item in node for f in format_keywords(item)]
+        if not isinstance(node, dict):
+            return []
+        own = [node["format"]] if isinstance(node.get("format"), str) else []
+        return own + [f for value in node.values() for f in format_keywords(value)]
+
+    schemas = sorted(Path(nbformat.__file__).parent.glob("v*/*.schema.json"))
+    assert len(schemas) > 5
+    for schema in schemas:
+        assert format_keywords(json.loads(schema.read_text(encoding="utf-8"))) == [], schema.name
+    code = (
+        "import sys\n"
+        "from analysis.build.execute import skip_unused_format_checkers\n"
+        "skip_unused_format_checkers()\n"
+        "import nbformat\n"
+        "nbformat.validate(nbformat.v4.new_notebook())\n"
+        "bad = nbformat.v4.new_notebook(); bad.cells = [{'cell_type': 'nonsense'}]\n"
+        "try:\n"
+        "    nbformat.validate(bad)\n"
+        "except nbformat.ValidationError:\n"
+        "    print('rejected', sys.modules.get('rfc3987_syntax'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout == "rejected None\n"

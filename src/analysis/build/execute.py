@@ -11,6 +11,7 @@ import functools
 import json
 import os
 import re
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -24,6 +25,22 @@ from analysis.build.results import FAILED, INTERRUPTED, RAN, NotebookRun, error_
 from analysis.core import provenance
 from analysis.core.io import write_text_atomic
 from analysis.data.registry import SourceSpec
+
+# jsonschema registers its 'iri' format checkers when rfc3987-syntax is installed (JupyterLab
+# brings it into the dev environment) and builds that package's Lark grammars as it does: ~0.7 s
+# of CPU in every build. The build's only jsonschema user is nbformat, whose schemas use no
+# "format" at all (tests/test_runner.py checks).
+UNUSED_FORMAT_CHECKERS = ("rfc3987_syntax",)
+
+
+def skip_unused_format_checkers() -> None:
+    """Keep jsonschema from loading format checkers the build never uses. For a command's
+    process only (`painanx run`), before nbformat is imported: in that process, ``import
+    rfc3987_syntax`` then fails, as it does where the package is not installed."""
+    if "jsonschema" not in sys.modules:
+        for name in UNUSED_FORMAT_CHECKERS:
+            sys.modules.setdefault(name, None)
+
 
 DEFAULT_CELL_TIMEOUT_S = 1800
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
