@@ -131,7 +131,11 @@ INTROSPECT = """
 import importlib, json, os, signal, sys, threading, warnings
 for name in {modules!r}:
     importlib.import_module(name)
-print(json.dumps(dict(
+import matplotlib.pyplot as plt
+plt.close(plt.figure())  # the inline backend is loaded, and hooked into IPython, at a first figure
+hooks = {{event: sorted(f.__qualname__ for f in functions)
+         for event, functions in get_ipython().events.callbacks.items()}}
+print(json.dumps(dict(hooks=hooks,
     argv0=sys.argv[0], argv_rest=sys.argv[3:], path=sys.path, cwd=os.getcwd(),
     threads=sorted(t.name for t in threading.enumerate()),
     signals=[str(signal.getsignal(s)) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)],

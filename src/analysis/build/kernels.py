@@ -55,9 +55,11 @@ PRELOADED_MODULES = (
     "analysis.build.display",
     "analysis.core.findings",
     "pandera.backends.pandas.builtin_checks",
-    # what every kernel imports as it starts (its debugger, with debugpy) and at its first figure
+    # what every kernel imports as it starts, and the renderer of its first figure. Not
+    # matplotlib_inline.backend_inline: imported in a kernel, it hooks the shown-at-the-end-of-
+    # the-cell figures into IPython; imported in the template, where there is no IPython, it
+    # cannot, and the kernel would not import it again (tests/test_kernels.py)
     "ipykernel.ipkernel",
-    "matplotlib_inline.backend_inline",
     "matplotlib.backends.backend_agg",
 )
 
