@@ -5,8 +5,10 @@ import. That pages are the same with and without the pool: tests/test_faults.py.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import queue
 import subprocess
 import sys
 
@@ -19,7 +21,12 @@ from typer.testing import CliRunner
 
 from analysis.build import runner
 from analysis.build.kernel_template import KernelTemplate, TemplateUnavailable
-from analysis.build.kernels import PRELOADED_MODULES, KernelPool, modules_imported_by
+from analysis.build.kernels import (
+    PRELOADED_MODULES,
+    KernelPool,
+    modules_imported_by,
+    ready_on_idle_client_class,
+)
 from analysis.cli import app
 
 # what a notebook run needs, and nothing that runs no notebook should load
@@ -278,3 +285,43 @@ def test_what_the_imports_set_in_the_environment_reaches_a_forked_kernel(tmp_pat
             template.fork(launch, env, str(tmp_path), 1)
     assert kernel.forked
     assert done.cells[0].outputs[0]["text"] == "imported\n"
+
+
+def test_a_kernel_client_is_ready_at_the_idle_status_of_its_kernel_info_request():
+    """jupyter_client waits for 0.2 s of silence on IOPub before every notebook; the build's
+    client stops reading at the idle status that closes its own kernel_info request (IOPub is
+    ordered: nothing about that request comes after it)."""
+    client_class = ready_on_idle_client_class()
+
+    def status(state: str, parent: str) -> dict:
+        return {
+            "msg_type": "status",
+            "content": {"execution_state": state},
+            "parent_header": {"msg_id": parent},
+        }
+
+    class IOPub:
+        def __init__(self, messages):
+            self.messages = list(messages)
+
+        async def get_msg(self, timeout=None):
+            if not self.messages:
+                raise AssertionError("read IOPub past the idle status of the request")
+            message = self.messages.pop(0)
+            if message is None:
+                raise queue.Empty
+            return message
+
+    def idle_after(messages, request="info-2"):
+        client = type("Probe", (client_class,), {"iopub_channel": None})()
+        client.iopub_channel = iopub = IOPub(messages)
+        return asyncio.run(client._idle_after(request)), iopub.messages
+
+    startup = [status("starting", ""), status("busy", "info-1"), status("idle", "info-1")]
+    ours = [status("busy", "info-2"), status("idle", "info-2")]
+    assert idle_after([*startup, *ours, status("busy", "later")]) == (
+        True,
+        [status("busy", "later")],
+    )
+    assert idle_after([None]) == (False, [])  # IOPub not connected yet: ask again
+    assert idle_after([status("busy", "info-2"), None]) == (True, [])  # silent: as jupyter_client

@@ -19,11 +19,14 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import functools
 import importlib.machinery
 import json
 import os
+import queue
 import tempfile
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -140,6 +143,63 @@ START_TIMEOUT_S = 120
 KERNEL_ARGUMENTS = ["--HistoryManager.hist_file=:memory:"]
 
 
+READY_IOPUB_WAIT_S = 0.2  # jupyter_client's wait for an IOPub message when a kernel starts
+
+
+@functools.cache
+def ready_on_idle_client_class():
+    """jupyter_client's asynchronous kernel client, ready as soon as the kernel has answered
+    ``kernel_info`` and reported idle after it on IOPub.
+
+    jupyter_client's own ``wait_for_ready`` then goes on reading IOPub until it has been silent
+    for 0.2 s (to drain the start-up messages): a fixed 0.2 s before every notebook's first
+    cell. The idle status of the request is the kernel's last message about it, and IOPub is
+    ordered, so every earlier message has arrived by then; nbclient ignores any message that is
+    not about its own requests. Otherwise the same: a kernel that does not answer within a
+    second is asked again, and one whose IOPub is not connected yet too (a subscriber misses
+    what was published before it connected).
+    """
+    from jupyter_client.asynchronous import AsyncKernelClient
+
+    class ReadyOnIdleKernelClient(AsyncKernelClient):
+        async def wait_for_ready(self, timeout: float | None = None) -> None:
+            deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+            while True:
+                self.kernel_info()
+                try:
+                    reply = await self.shell_channel.get_msg(timeout=1)
+                except queue.Empty:
+                    reply = None
+                if reply is not None and reply["msg_type"] == "kernel_info_reply":
+                    if await self._idle_after(reply["parent_header"].get("msg_id")):
+                        self._handle_kernel_info_reply(reply)
+                        return
+                if not await self.is_alive():
+                    raise RuntimeError("Kernel died before replying to kernel_info")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
+
+        async def _idle_after(self, request_id: str | None) -> bool:
+            """Read IOPub up to the idle status of ``request_id``: False when nothing comes
+            (IOPub not connected yet: ask again), True once it is read, or when IOPub falls
+            silent after some message (as jupyter_client)."""
+            seen = False
+            while True:
+                try:
+                    msg = await self.iopub_channel.get_msg(timeout=READY_IOPUB_WAIT_S)
+                except queue.Empty:
+                    return seen
+                seen = True
+                if (
+                    msg["msg_type"] == "status"
+                    and msg["content"].get("execution_state") == "idle"
+                    and msg["parent_header"].get("msg_id") == request_id
+                ):
+                    return True
+
+    return ReadyOnIdleKernelClient
+
+
 def kernel_manager_class(
     log_file,
     on_launch: Callable[[int], None] | None = None,
@@ -206,6 +266,10 @@ def kernel_manager_class(
             if on_launch is not None and group:
                 on_launch(group)
             return info
+
+        @default("client_factory")
+        def _default_client_factory(self):
+            return ready_on_idle_client_class()
 
         def client(self, **kwargs):
             kc = super().client(**kwargs)
