@@ -24,6 +24,7 @@ import importlib.util
 import io
 import json
 import os
+import platform
 import signal
 import socket
 import subprocess
@@ -361,6 +362,10 @@ def main(argv: list[str]) -> None:
         del sys.path[0]  # as ipykernel_launcher does; the kernel puts '' back
     before = dict(os.environ)
     why = _import_quietly(modules)
+    # debugpy (ipykernel's debugger, imported as each kernel starts) logs platform.platform(),
+    # whose processor field runs `uname -p` in a subprocess: a fork of the whole kernel. The
+    # answer is cached in `platform`; found once here, every kernel has it.
+    platform.uname().processor  # noqa: B018
     if why:
         sock.send(json.dumps({"ready": False, "why": why}).encode())
         return
