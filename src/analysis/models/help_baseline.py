@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
+from statsmodels.genmod import families
+from statsmodels.genmod.generalized_linear_model import GLM
+from statsmodels.tools.tools import add_constant
 
 from analysis.core.findings import Finding
 from analysis.data.schema import require_measured
@@ -194,11 +196,9 @@ def nervousness_chronic_low_back_pain(
             "of often vs rarely nervous is not estimable"
         )
     rare = bool(d["outcome"].mean() < RARE_BELOW)
-    family = sm.families.Binomial()
-    crude = sm.GLM(d["outcome"], sm.add_constant(d[["often"]]), family=family).fit()
-    adjusted = sm.GLM(
-        d["outcome"], sm.add_constant(d[["often", "age", "female"]]), family=family
-    ).fit()
+    family = families.Binomial()
+    crude = GLM(d["outcome"], add_constant(d[["often"]]), family=family).fit()
+    adjusted = GLM(d["outcome"], add_constant(d[["often", "age", "female"]]), family=family).fit()
     table = pd.DataFrame.from_dict(
         {
             "crude": _odds_ratio(crude, level, rare),
