@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import types
 from pathlib import Path
 
@@ -557,3 +558,35 @@ def test_the_format_checkers_the_build_skips_are_unused_by_nbformat():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout == "rejected None\n"
+
+
+def test_a_notebook_holds_a_job_slot_while_it_runs_and_exports_after_letting_go(monkeypatch):
+    """Pages are exported outside the build's job slots, so the next notebook runs meanwhile;
+    one still waiting for a slot when the build is stopped does not start."""
+    from analysis.build import execute
+
+    slots = threading.Semaphore(1)
+    held = {}
+
+    def run(task, *args):
+        held["while running"] = not slots.acquire(blocking=False)
+        return "notebook", None, 0.0
+
+    def export(task, nb, error, started):
+        free = slots.acquire(blocking=False)
+        if free:
+            slots.release()
+        held["while exporting"] = not free
+
+    monkeypatch.setattr(execute, "_run", run)
+    monkeypatch.setattr(execute, "_export", export)
+    task = types.SimpleNamespace(run=types.SimpleNamespace(status=None, reason=None))
+    options = dict(notebooks_dir=Path("."), kernel_name="python3", slots=slots)
+    execute.execute_notebook(task, **options)
+    assert held == {"while running": True, "while exporting": False}
+
+    held.clear()
+    stopped = types.SimpleNamespace(stopping=True, kernels_stopped=False)
+    execute.execute_notebook(task, stop=stopped, **options)
+    assert held == {} and task.run.status == runner.INTERRUPTED
+    assert task.run.reason.startswith("not started")

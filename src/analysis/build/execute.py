@@ -13,7 +13,9 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,21 +154,47 @@ def execute_notebook(
     cell_timeout: int = DEFAULT_CELL_TIMEOUT_S,
     stop: StopRequests | None = None,
     kernels: KernelPool | None = None,
+    slots: threading.Semaphore | None = None,
+    on_start: Callable[[], object] | None = None,
 ) -> None:
     """Run one notebook with papermill and export its page; fills ``task.run``.
 
     With ``kernels``, the notebook runs in a kernel the pool started ahead (and shuts down
-    after); without, papermill starts one.
+    after); without, papermill starts one. With ``slots``, the notebook runs only while it
+    holds one (the build's jobs: notebooks running at once); its page is exported after it
+    has let go of it, while the next notebook runs. A notebook still waiting for a slot when
+    the build is stopped (Ctrl-C) does not start. ``on_start`` is called as it starts.
 
     A failed run keeps its executed-so-far notebook and still gets a page showing the error,
     but no findings. A run stopped by a second Ctrl-C (``stop``) is marked interrupted: it
     leaves no findings and no partial notebook, and the earlier page and notebook as they were.
     """
     run = task.run
+    with slots if slots is not None else contextlib.nullcontext():
+        if stop is not None and stop.stopping:
+            run.status, run.reason = INTERRUPTED, "not started: the build was stopped by Ctrl-C"
+            return
+        if on_start is not None:
+            on_start()
+        ran = _run(task, notebooks_dir, kernel_name, cell_timeout, stop, kernels)
+    if ran is not None:
+        _export(task, *ran)
+
+
+def _run(
+    task: NotebookTask,
+    notebooks_dir: Path,
+    kernel_name: str,
+    cell_timeout: int,
+    stop: StopRequests | None,
+    kernels: KernelPool | None,
+):
+    """The part of `execute_notebook` that needs a kernel: (notebook, error, started), or None
+    when the run was stopped."""
+    run = task.run
     name = task.spec.name
     task.out_dir.mkdir(parents=True, exist_ok=True)
     final_nb = task.out_dir / f"{name}.ipynb"
-    html = task.out_dir / f"{name}.html"
     findings = task.out_dir / "findings" / f"{name}.json"
     # A re-run must not leave the previous run's findings behind if it fails.
     findings.unlink(missing_ok=True)
@@ -186,7 +214,17 @@ def execute_notebook(
         findings.unlink(missing_ok=True)
         run.status, run.reason = INTERRUPTED, "stopped by Ctrl-C while running"
         run.finished_at = time.time()
-        return
+        return None
+    return nb, error, started
+
+
+def _export(task: NotebookTask, nb, error: dict | None, started: float) -> None:
+    """Export the page of a run notebook and fill in the rest of ``task.run``."""
+    run = task.run
+    name = task.spec.name
+    final_nb = task.out_dir / f"{name}.ipynb"
+    html = task.out_dir / f"{name}.html"
+    findings = task.out_dir / "findings" / f"{name}.json"
     task.provenance["built_at"] = provenance.now_utc()
     task.provenance["duration_s"] = run.duration_s
     export_error = _export_page(task, nb, final_nb, html, error)

@@ -10,8 +10,10 @@ index page (index.py) lists every page and verdict. This module puts those steps
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -410,9 +412,10 @@ def _run_notebooks(
     preload: tuple[str, ...] = PRELOADED_MODULES,
     on_all_started: Callable[[], object] | None = None,
 ) -> None:
-    """Run the out-of-date notebooks, dependencies first, up to ``jobs`` at a time, their
-    kernels forked from ``template`` (or importing ``preload`` as they start); call
-    ``on_all_started`` once every notebook has started. A run whose
+    """Run the out-of-date notebooks, dependencies first, up to ``jobs`` at a time (their pages
+    exported outside those slots), their kernels forked from ``template`` (or importing
+    ``preload`` as they start); call ``on_all_started`` once every notebook has been handed to
+    a worker. A run whose
     dependency failed or did not build is skipped. A run's record is dropped from the manifest
     when it starts and written when it ends, so the manifest only lists completed runs. After
     a Ctrl-C nothing new starts."""
@@ -434,8 +437,20 @@ def _run_notebooks(
             leave=False,
         ) as bar,
         _kernel_pool(settings, len(to_run), template, preload) as kernels,
-        ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="painanx-nb") as pool,
+        # one more thread than jobs: a notebook waits for a slot while a finished one exports
+        # its page, and starts as soon as that one's kernel is done
+        ThreadPoolExecutor(max_workers=jobs + 1, thread_name_prefix="painanx-nb") as pool,
     ):
+        slots = threading.Semaphore(jobs)
+        # a run's record leaves the manifest as it starts (in its thread), and comes back when it
+        # ends; one that never started keeps its record
+        manifest_lock = threading.Lock()
+
+        def started(key: str) -> None:
+            with manifest_lock:
+                manifest.forget(key)
+                manifest.save()
+
         while pending or running:
             if stop.stopping:  # what did not start keeps its earlier outputs (and currency)
                 for key in pending:
@@ -448,15 +463,14 @@ def _run_notebooks(
                 if _skip_after_failed_dependency(run, dependencies):
                     pending.remove(key)
                     bar.update(1)
-                    manifest.forget(key)
+                    with manifest_lock:
+                        manifest.forget(key)
                     continue
                 if any(d.key in pending or d.key in running.values() for d in dependencies):
                     continue
-                if len(running) >= jobs:
+                if len(running) > jobs:
                     break
                 pending.remove(key)
-                manifest.forget(key)
-                manifest.save()
                 future = pool.submit(
                     execute_notebook,
                     to_run[key],
@@ -465,6 +479,8 @@ def _run_notebooks(
                     cell_timeout=settings.cell_timeout,
                     stop=stop,
                     kernels=kernels,
+                    slots=slots,
+                    on_start=functools.partial(started, key),
                 )
                 running[future] = key
                 bar.set_postfix_str(", ".join(sorted(running.values())), refresh=True)
@@ -481,7 +497,8 @@ def _run_notebooks(
             for future in done:
                 task = to_run[running.pop(future)]
                 bar.update(1)
-                _record_outcome(future, task, settings, manifest, say)
+                with manifest_lock:
+                    _record_outcome(future, task, settings, manifest, say)
             bar.set_postfix_str(", ".join(sorted(running.values())), refresh=True)
 
 
