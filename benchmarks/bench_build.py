@@ -1,8 +1,11 @@
 """Benchmark of `painanx run`: the cold default build against its floor, the no-change rebuild,
 `painanx --help`, and the peak memory of the whole process tree.
 
-- floor: papermill on a one-cell notebook (a kernel's start and shutdown) x the number of
-  notebooks the build runs / jobs; no build of N notebooks in separate kernels beats it by much;
+- floor: papermill on a one-cell pandas notebook (a kernel's start, ``import pandas`` and a
+  frame, and its shutdown: the notebook the issue measured its floor with) x the number of
+  notebooks the build runs / jobs; no build of N notebooks in separate kernels beats it by much.
+  The same with a bare cell (``1 + 1``: a kernel's start and shutdown alone) is printed beside
+  it, with the build's ratio to that stricter floor;
 - cold build: `painanx run --reports-dir <scratch>` as a new process, from an empty folder and
   an empty cache (``PAINANX_CACHE``; target <= 1.5 x the floor);
 - the same cold build again, in new folders, with the CPU time and the peak memory of its
@@ -104,11 +107,15 @@ class ProcessTree:
             self._done.wait(self.interval_s)
 
 
-def one_cell_notebook_s(folder: Path, repeats: int = 7) -> float:
-    """Median time papermill takes for a notebook with one trivial cell (now and then a kernel
-    start stalls for ~3 s on these machines: the median of 7 leaves such a stall out)."""
+PANDAS_CELL = 'import pandas as pd\npd.DataFrame({"x": [1, 2, 3]})'
+BARE_CELL = "1 + 1"
+
+
+def one_cell_notebook_s(folder: Path, cell: str, repeats: int = 7) -> float:
+    """Median time papermill takes for a notebook with one cell (now and then a kernel start
+    stalls for ~3 s on these machines: the median of 7 leaves such a stall out)."""
     source, executed = folder / "one_cell.ipynb", folder / "one_cell.out.ipynb"
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")]), source)
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)]), source)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -172,8 +179,10 @@ def main() -> None:
         ran = sum(" ran " in line for line in build.stdout.splitlines())
         if build.returncode != 0:
             print(f"the build failed (exit {build.returncode}):\n{build.stdout}{build.stderr}")
-        one_cell_s = one_cell_notebook_s(Path(tmp))
+        one_cell_s = one_cell_notebook_s(Path(tmp), PANDAS_CELL)
         floor_s = one_cell_s * ran / args.jobs
+        bare_s = one_cell_notebook_s(Path(tmp), BARE_CELL)
+        bare_floor_s = bare_s * ran / args.jobs
         rebuild_s, rebuild = timed_command(run_args("reports"), clean_cache("cache"))
         help_s = min(timed_command([*PAINANX, "--help"])[0] for _ in range(3))
         # the same cold build again, in new folders, its process tree sampled
@@ -184,12 +193,17 @@ def main() -> None:
             )
 
     print(f"load average before: {' '.join(f'{x:.2f}' for x in load_before)}")
-    print(f"one-cell notebook (papermill, median of 7)    {one_cell_s:7.2f} s")
+    print(f"one-cell pandas notebook (papermill, median of 7) {one_cell_s:7.2f} s")
     print(f"floor: {one_cell_s:.2f} s x {ran} notebooks / {args.jobs} jobs        {floor_s:7.2f} s")
+    print(
+        f"bare one-cell notebook ({BARE_CELL}), floor      {bare_floor_s:7.2f} s  "
+        f"({bare_s:.2f} s x {ran} / {args.jobs}; a kernel's start and shutdown alone)"
+    )
     ratio = build_s / floor_s if floor_s else float("nan")
     print(
         f"cold build, `painanx run` (new process)       {build_s:7.2f} s  = {ratio:.2f} x floor "
-        f"(target <= {FLOOR_RATIO_TARGET} x: {verdict(ratio <= FLOOR_RATIO_TARGET)})"
+        f"(target <= {FLOOR_RATIO_TARGET} x: {verdict(ratio <= FLOOR_RATIO_TARGET)}); "
+        f"{build_s / bare_floor_s:.2f} x the bare floor"
     )
     if args.compare_cold:
         print(
