@@ -546,8 +546,8 @@ def test_the_format_checkers_the_build_skips_are_unused_by_nbformat():
         assert format_keywords(json.loads(schema.read_text(encoding="utf-8"))) == [], schema.name
     code = (
         "import sys\n"
-        "from analysis.build.execute import skip_unused_format_checkers\n"
-        "skip_unused_format_checkers()\n"
+        "from analysis.build.execute import skip_unused_dev_tools\n"
+        "skip_unused_dev_tools()\n"
         "import nbformat\n"
         "nbformat.validate(nbformat.v4.new_notebook())\n"
         "bad = nbformat.v4.new_notebook(); bad.cells = [{'cell_type': 'nonsense'}]\n"
@@ -590,3 +590,32 @@ def test_a_notebook_holds_a_job_slot_while_it_runs_and_exports_after_letting_go(
     execute.execute_notebook(task, stop=stopped, **options)
     assert held == {} and task.run.status == runner.INTERRUPTED
     assert task.run.reason.startswith("not started")
+
+
+def test_kernels_of_painanx_run_load_no_hypothesis_plugins():
+    """pandera imports hypothesis wherever it is installed, and hypothesis then runs its
+    plugins' hooks (trio's, in the dev environment): `painanx run` sets HYPOTHESIS_NO_PLUGINS
+    for its kernels, so none runs."""
+    code = (
+        "import os, sys\n"
+        "from analysis.build.execute import skip_unused_dev_tools\n"
+        "if sys.argv[1] == 'skip':\n"
+        "    skip_unused_dev_tools()\n"
+        "    os.execv(sys.executable, [sys.executable, '-c', {probe!r}])  # as a kernel, its child\n"
+        "exec({probe!r})\n"
+    )
+    probe = (
+        "import importlib.metadata, sys\n"
+        "import pandera.backends.pandas.builtin_checks\n"
+        "plugins = [e.value for e in importlib.metadata.entry_points(group='hypothesis')]\n"
+        "print(bool(plugins), sorted(m for m in sys.modules if m.split('.')[0] == 'trio')[:1])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "HYPOTHESIS_NO_PLUGINS"}
+
+    def run(mode: str) -> str:
+        args = [sys.executable, "-c", code.format(probe=probe), mode]
+        return subprocess.run(args, capture_output=True, text=True, check=True, env=env).stdout
+
+    assert run("skip") in ("True []\n", "False []\n")
+    if run("skip") == "True []\n":  # a plugin is installed: without the skip, it runs
+        assert run("no-skip") != "True []\n"

@@ -28,20 +28,29 @@ from analysis.core import provenance
 from analysis.core.io import write_text_atomic
 from analysis.data.registry import SourceSpec
 
-# jsonschema registers its 'iri' format checkers when rfc3987-syntax is installed (JupyterLab
-# brings it into the dev environment) and builds that package's Lark grammars as it does: ~0.7 s
-# of CPU in every build. The build's only jsonschema user is nbformat, whose schemas use no
-# "format" at all (tests/test_runner.py checks).
+# What the dev environment installs that costs every build time and that no build uses:
+# - jsonschema registers its 'iri' format checkers when rfc3987-syntax is installed (JupyterLab
+#   brings it in) and builds that package's Lark grammars as it does: ~0.7 s of CPU. The build's
+#   only jsonschema user is nbformat, whose schemas use no "format" at all (tests/test_runner.py
+#   checks).
+# - hypothesis (a test tool; pandera imports it whenever it is installed, in every kernel) runs
+#   the hooks other packages register as its plugins when imported: trio's imports trio and
+#   collects garbage, ~0.2 s before the first notebook can start. No notebook uses hypothesis.
 UNUSED_FORMAT_CHECKERS = ("rfc3987_syntax",)
+NO_HYPOTHESIS_PLUGINS = {"HYPOTHESIS_NO_PLUGINS": "1"}
 
 
-def skip_unused_format_checkers() -> None:
-    """Keep jsonschema from loading format checkers the build never uses. For a command's
-    process only (`painanx run`), before nbformat is imported: in that process, ``import
-    rfc3987_syntax`` then fails, as it does where the package is not installed."""
+def skip_unused_dev_tools() -> None:
+    """Keep jsonschema from loading format checkers, and hypothesis from loading plugins, that
+    the build never uses. For a command's process and the kernels it starts only (`painanx
+    run`), before nbformat is imported: in that process, ``import rfc3987_syntax`` then fails,
+    as it does where the package is not installed, and its kernels, started or forked, all
+    have HYPOTHESIS_NO_PLUGINS set (an environment variable someone else set is kept)."""
     if "jsonschema" not in sys.modules:
         for name in UNUSED_FORMAT_CHECKERS:
             sys.modules.setdefault(name, None)
+    for name, value in NO_HYPOTHESIS_PLUGINS.items():
+        os.environ.setdefault(name, value)
 
 
 DEFAULT_CELL_TIMEOUT_S = 1800
