@@ -148,27 +148,28 @@ def build(
         for warning in plan.warnings:
             say(f"warning: {warning}")
         manifest = Manifest(reports_dir / MANIFEST_NAME)
-        settings = _Settings(
-            root=root,
-            notebooks_dir=notebooks_dir,
-            reports_dir=reports_dir,
-            overrides={"years": years, "seed": seed, "n": n, "scenario": scenario},
-            kernel_name=kernel_name,
-            cell_timeout=cell_timeout,
-            jobs=max(1, int(jobs)),
-            force=force,
-            warm_kernels=warm_kernels,
-            library_sha256=provenance.library_code_hash(code_roots),
-            packages=provenance.package_versions(),
-            git=provenance.git_info(root),
-        )
-
+        jobs = max(1, int(jobs))
         preload = _preloads(plan, notebooks_dir)
         with (
-            kernel_threads(settings.jobs),  # before any kernel: they inherit the setting
-            _kernel_template(settings, preload) as template,  # importing while the build plans
+            kernel_threads(jobs),  # before any kernel: they inherit the setting
+            # first: its imports are the longest step before a notebook can start
+            _kernel_template(kernel_name, warm_kernels, preload) as template,
             ThreadPoolExecutor(max_workers=1) as beside,
         ):
+            settings = _Settings(
+                root=root,
+                notebooks_dir=notebooks_dir,
+                reports_dir=reports_dir,
+                overrides={"years": years, "seed": seed, "n": n, "scenario": scenario},
+                kernel_name=kernel_name,
+                cell_timeout=cell_timeout,
+                jobs=jobs,
+                force=force,
+                warm_kernels=warm_kernels,
+                library_sha256=provenance.library_code_hash(code_roots),
+                packages=provenance.package_versions(),
+                git=provenance.git_info(root),
+            )
             runs, to_run, not_measured = _plan_runs(plan, selection, only_names, settings, manifest)
             if not to_run and template is not None:
                 template.close()  # nothing to run: it stops at once
@@ -513,10 +514,10 @@ def _preloads(plan: Plan, notebooks_dir: Path) -> tuple[str, ...]:
 
 
 @contextlib.contextmanager
-def _kernel_template(settings: _Settings, preload: tuple[str, ...]):
+def _kernel_template(kernel_name: str, warm_kernels: bool, preload: tuple[str, ...]):
     """The kernels' template, launched now so that its imports overlap the planning (stopped
     at the end of the block, at once if it never served); None without warm kernels."""
-    template = kernel_template(settings.kernel_name, preload) if settings.warm_kernels else None
+    template = kernel_template(kernel_name, preload) if warm_kernels else None
     if template is None:
         yield None
         return
