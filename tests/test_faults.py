@@ -29,6 +29,7 @@ import nbformat
 import numpy as np
 import pandas as pd
 import papermill.engines
+import papermill.execute
 import psutil
 import pyarrow.parquet as pq
 import pytest
@@ -45,6 +46,7 @@ import analysis.data.nhis.fetch
 import analysis.data.nhis.prepare
 import analysis.simulation.study
 from analysis.build import runner
+from analysis.build.execute import INJECTED_TAG
 from analysis.build.fingerprint import manifest_entries
 from analysis.build.interrupt import FIRST_MESSAGE, SECOND_MESSAGE
 from analysis.build.workspace import LOCK_NAME, build_lock, write_texts_together
@@ -565,6 +567,30 @@ def test_a_kernel_that_dies_keeps_the_cells_before_and_saves_twice_not_per_cell(
     assert "never reached" not in printed
     # saved as the run started and when it ended, not at each of its 5 cells' start and end
     assert len(saves) == 2 and all(path.endswith(".dies.partial.ipynb") for path in saves)
+
+
+def test_a_notebook_that_runs_through_is_written_once_at_its_start_and_once_at_its_end(
+    project, monkeypatch
+):
+    """papermill's engine saves as the run starts; papermill writes the finished notebook,
+    already made the same every build: no second save at the end, no read back and rewrite."""
+    written = []
+    for module in (papermill.engines, papermill.execute):
+        write = module.write_ipynb
+        monkeypatch.setattr(
+            module,
+            "write_ipynb",
+            lambda nb, path, _write=write, _name=module.__name__: (
+                written.append((_name, path)),
+                _write(nb, path),
+            ),
+        )
+    project.plan(["help"], fine=('print("fine")', ["help"], []))
+    assert project.build().exit_code == 0
+    assert [name for name, _ in written] == ["papermill.engines", "papermill.execute"]
+    kept = nbformat.read(project.reports / "help" / "fine.ipynb", as_version=4)
+    injected = [c for c in kept.cells if INJECTED_TAG in c.metadata.get("tags", [])]
+    assert [c.id for c in injected] == [INJECTED_TAG]  # the same every build
 
 
 def test_printed_output_is_one_block_however_the_kernel_sends_it(project):

@@ -105,9 +105,10 @@ def register_papermill_engine() -> str:
 
     class _SavingAtTheEndsManager(NotebookExecutionManager):
         in_cell_event = False
+        saving = True
 
         def save(self, **kwargs):
-            if not self.in_cell_event:
+            if self.saving and not self.in_cell_event:
                 super().save(**kwargs)
 
         def cell_start(self, *args, **kwargs):
@@ -146,9 +147,15 @@ def register_papermill_engine() -> str:
             nb_man.notebook_start()
             try:
                 cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
-            finally:
+            except BaseException:  # the kernel died, a timeout: save what ran
                 nb_man.cleanup_pbar()
                 nb_man.notebook_complete()
+                raise
+            # papermill writes the notebook as soon as this returns: not twice
+            nb_man.cleanup_pbar()
+            nb_man.saving = False
+            nb_man.notebook_complete()
+            _same_every_build(nb_man.nb)
             return nb_man.nb
 
     papermill_engines.register(PAPERMILL_ENGINE, _Engine)
@@ -271,6 +278,7 @@ def _papermill(
     partial_nb = final_nb.with_name(f".{final_nb.stem}.partial.ipynb")
     partial_nb.unlink(missing_ok=True)
     error: dict | None = None
+    ran_through = None  # the notebook papermill returns: what it wrote last
     kernel: PooledKernel | None = None
     kernel_log = tempfile.TemporaryFile(mode="w+b")
     on_launch = (lambda group: stop.kernel_started(task.run.key, group)) if stop else None
@@ -283,7 +291,7 @@ def _papermill(
             kernel_choice = {"km": kernel.manager}
         else:
             kernel_choice = {"kernel_manager_class": kernel_manager_class(kernel_log, on_launch)}
-        papermill.execute_notebook(
+        ran_through = papermill.execute_notebook(
             str(task.input_nb),
             str(partial_nb),
             parameters=task.run.parameters,
@@ -322,7 +330,10 @@ def _papermill(
             partial_nb.unlink(missing_ok=True)
     if stop is not None and stop.kernels_stopped:
         return nbformat.v4.new_notebook(), error
-    if partial_nb.exists() and partial_nb.stat().st_size > 0:
+    if ran_through is not None:  # written by papermill, already the same every build
+        os.replace(partial_nb, final_nb)
+        return ran_through, error
+    if partial_nb.exists() and partial_nb.stat().st_size > 0:  # after an error
         nb = nbformat.read(str(partial_nb), as_version=4)
         _same_every_build(nb)
         nbformat.write(nb, str(partial_nb))
