@@ -145,16 +145,16 @@ def register_papermill_engine() -> str:
                 autosave_cell_every=autosave_cell_every,
             )
             nb_man.notebook_start()
+            ran_through = False
             try:
                 cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
-            except BaseException:  # the kernel died, a timeout: save what ran
+                ran_through = True
+            finally:
                 nb_man.cleanup_pbar()
+                # saved here when the kernel died or timed out; papermill itself writes a
+                # notebook that ran through as soon as this returns
+                nb_man.saving = not ran_through
                 nb_man.notebook_complete()
-                raise
-            # papermill writes the notebook as soon as this returns: not twice
-            nb_man.cleanup_pbar()
-            nb_man.saving = False
-            nb_man.notebook_complete()
             _same_every_build(nb_man.nb)
             return nb_man.nb
 
@@ -197,6 +197,16 @@ def execute_notebook(
         _export(task, *ran)
 
 
+def _outputs(task: NotebookTask) -> tuple[Path, Path, Path]:
+    """Where a run writes: the executed notebook, its page and its findings."""
+    name = task.spec.name
+    return (
+        task.out_dir / f"{name}.ipynb",
+        task.out_dir / f"{name}.html",
+        task.out_dir / "findings" / f"{name}.json",
+    )
+
+
 def _run(
     task: NotebookTask,
     notebooks_dir: Path,
@@ -208,10 +218,8 @@ def _run(
     """The part of `execute_notebook` that needs a kernel: (notebook, error, started), or None
     when the run was stopped."""
     run = task.run
-    name = task.spec.name
     task.out_dir.mkdir(parents=True, exist_ok=True)
-    final_nb = task.out_dir / f"{name}.ipynb"
-    findings = task.out_dir / "findings" / f"{name}.json"
+    final_nb, _, findings = _outputs(task)
     # A re-run must not leave the previous run's findings behind if it fails.
     findings.unlink(missing_ok=True)
 
@@ -238,9 +246,7 @@ def _export(task: NotebookTask, nb, error: dict | None, started: float) -> None:
     """Export the page of a run notebook and fill in the rest of ``task.run``."""
     run = task.run
     name = task.spec.name
-    final_nb = task.out_dir / f"{name}.ipynb"
-    html = task.out_dir / f"{name}.html"
-    findings = task.out_dir / "findings" / f"{name}.json"
+    final_nb, html, findings = _outputs(task)
     task.provenance["built_at"] = provenance.now_utc()
     task.provenance["duration_s"] = run.duration_s
     export_error = _export_page(task, nb, final_nb, html, error)
