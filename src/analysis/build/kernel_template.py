@@ -362,13 +362,13 @@ def main(argv: list[str]) -> None:
         del sys.path[0]  # as ipykernel_launcher does; the kernel puts '' back
     before = dict(os.environ)
     why = _import_quietly(modules)
+    if why:
+        sock.send(json.dumps({"ready": False, "why": why}).encode())
+        return
     # debugpy (ipykernel's debugger, imported as each kernel starts) logs platform.platform(),
     # whose processor field runs `uname -p` in a subprocess: a fork of the whole kernel. The
     # answer is cached in `platform`; found once here, every kernel has it.
     platform.uname().processor  # noqa: B018
-    if why:
-        sock.send(json.dumps({"ready": False, "why": why}).encode())
-        return
     # what the imports did to the environment: the build passes it on to each kernel, as a
     # kernel that imported them itself would have it
     environment = {
